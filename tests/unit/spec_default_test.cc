@@ -1,0 +1,97 @@
+// `zrun spec` template: parses with our own parser and matches runc's shape.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "spec/config.h"
+#include "spec/default_spec.h"
+
+namespace zrun::spec {
+namespace {
+
+using nlohmann::json;
+
+std::vector<NsType> ns_types(const Spec& s) {
+  std::vector<NsType> out;
+  for (auto& n : s.linux_->namespaces) out.push_back(n.type);
+  return out;
+}
+
+const Mount* find_mount(const Spec& s, const std::string& dest) {
+  for (auto& m : s.mounts)
+    if (m.destination == dest) return &m;
+  return nullptr;
+}
+
+TEST(SpecDefault, ParsesAndMatchesRunc) {
+  std::string text = default_spec_json(false);
+  EXPECT_NE(text.find("\n\t\"ociVersion\": \"1.2.0\""), std::string::npos) << text;
+  auto r = parse_config(text, "/b");
+  ASSERT_TRUE(r.ok()) << r.error().text();
+  const Spec& s = *r;
+  EXPECT_EQ(s.oci_version, "1.2.0");
+  EXPECT_EQ(s.root.path, "/b/rootfs");
+  EXPECT_TRUE(s.root.readonly);
+  EXPECT_EQ(s.hostname, "zrun");
+  ASSERT_TRUE(s.process);
+  EXPECT_TRUE(s.process->terminal);
+  EXPECT_EQ(s.process->args, std::vector<std::string>{"sh"});
+  EXPECT_EQ(s.process->cwd, "/");
+  EXPECT_TRUE(s.process->no_new_privileges);
+  ASSERT_EQ(s.process->env.size(), 2u);
+  EXPECT_EQ(s.process->env[1], "TERM=xterm");
+  ASSERT_TRUE(s.process->capabilities);
+  EXPECT_EQ(s.process->capabilities->bounding, (std::vector<int>{29, 5, 10}));
+  EXPECT_EQ(s.process->capabilities->effective, (std::vector<int>{29, 5, 10}));
+  EXPECT_EQ(s.process->capabilities->permitted, (std::vector<int>{29, 5, 10}));
+  EXPECT_TRUE(s.process->capabilities->ambient.empty());
+  ASSERT_EQ(s.process->rlimits.size(), 1u);
+  EXPECT_EQ(s.process->rlimits[0].type, "RLIMIT_NOFILE");
+  EXPECT_EQ(s.process->rlimits[0].soft, 1024u);
+
+  EXPECT_EQ(ns_types(s), (std::vector<NsType>{NsType::kPid, NsType::kNetwork, NsType::kIpc,
+                                              NsType::kUts, NsType::kMount, NsType::kCgroup}));
+  ASSERT_EQ(s.mounts.size(), 7u);
+  EXPECT_EQ(s.mounts[0].destination, "/proc");
+  const Mount* sys = find_mount(s, "/sys");
+  ASSERT_TRUE(sys);
+  EXPECT_EQ(sys->type, "sysfs");
+  const Mount* pts = find_mount(s, "/dev/pts");
+  ASSERT_TRUE(pts);
+  EXPECT_EQ(pts->options.back(), "gid=5");
+  ASSERT_TRUE(find_mount(s, "/sys/fs/cgroup"));
+  ASSERT_TRUE(s.linux_->resources);
+  ASSERT_EQ(s.linux_->resources->devices.size(), 1u);
+  EXPECT_FALSE(s.linux_->resources->devices[0].allow);
+  EXPECT_EQ(s.linux_->resources->devices[0].access, "rwm");
+  EXPECT_EQ(s.linux_->masked_paths.front(), "/proc/acpi");
+  EXPECT_EQ(s.linux_->readonly_paths.size(), 5u);
+  EXPECT_TRUE(s.linux_->uid_mappings.empty());
+}
+
+TEST(SpecDefault, Rootless) {
+  auto r = parse_config(default_spec_json(true), "/b");
+  ASSERT_TRUE(r.ok()) << r.error().text();
+  const Spec& s = *r;
+  EXPECT_EQ(ns_types(s), (std::vector<NsType>{NsType::kPid, NsType::kIpc, NsType::kUts,
+                                              NsType::kMount, NsType::kCgroup, NsType::kUser}));
+  ASSERT_EQ(s.linux_->uid_mappings.size(), 1u);
+  EXPECT_EQ(s.linux_->uid_mappings[0].container_id, 0u);
+  EXPECT_EQ(s.linux_->uid_mappings[0].host_id, ::geteuid());
+  EXPECT_EQ(s.linux_->uid_mappings[0].size, 1u);
+  ASSERT_EQ(s.linux_->gid_mappings.size(), 1u);
+  EXPECT_EQ(s.linux_->gid_mappings[0].host_id, ::getegid());
+  EXPECT_FALSE(s.linux_->resources);
+  const Mount* sys = find_mount(s, "/sys");
+  ASSERT_TRUE(sys);
+  EXPECT_EQ(sys->type, "none");
+  EXPECT_EQ(sys->source, "/sys");
+  EXPECT_EQ(sys->options.front(), "rbind");
+  const Mount* pts = find_mount(s, "/dev/pts");
+  ASSERT_TRUE(pts);
+  for (auto& o : pts->options) EXPECT_NE(o, "gid=5");
+}
+
+}  // namespace
+}  // namespace zrun::spec
