@@ -1,0 +1,279 @@
+// Parent side of `create`: prepare everything, one clone3(), drive the init handshake,
+// persist the state. Every step registers its rollback, so a failure leaves nothing.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "base/log.h"
+#include "base/scope_exit.h"
+#include "base/sys.h"
+#include "isolation/console.h"
+#include "isolation/namespaces.h"
+#include "runtime/container.h"
+#include "runtime/hooks.h"
+#include "runtime/init.h"
+#include "runtime/sync_protocol.h"
+#include "spec/state.h"
+
+namespace zrun::rt {
+
+namespace {
+
+using base::Result;
+using base::UniqueFd;
+
+// Namespaces that clone3() can create in one go. Time is excluded (offsets must be set
+// before any task enters it) and so is cgroup unless the child is born in its cgroup
+// (CLONE_INTO_CGROUP): the cgroup ns root is fixed at creation.
+struct NsPlan {
+  uint64_t clone_flags = 0;
+  std::vector<UniqueFd> join_fds;  // owned here; raw copies go into InitContext
+  UniqueFd pid_join_fd;            // joined by the parent: affects its next child
+};
+
+Result<NsPlan> plan_namespaces(const spec::Spec& s, InitContext& ctx, bool into_cgroup) {
+  NsPlan plan;
+  if (!s.linux_) return base::make_error("config.json: .linux is required");
+  const auto& nss = s.linux_->namespaces;
+  if (!s.linux_->has_ns(spec::NsType::kMount))
+    return base::make_error("config.json: .linux.namespaces: a mount namespace is required");
+  bool any_join = false;
+  for (auto& n : nss) any_join |= !n.path.empty();
+  // Joined user namespace first: everything else is then owned by it.
+  std::vector<const spec::Namespace*> ordered;
+  for (auto& n : nss)
+    if (n.type == spec::NsType::kUser) ordered.push_back(&n);
+  for (auto& n : nss)
+    if (n.type != spec::NsType::kUser) ordered.push_back(&n);
+  for (auto* n : ordered) {
+    int flag = spec::ns_clone_flag(n->type);
+    if (!n->path.empty()) {
+      auto fd = ZRUN_TRY(iso::open_namespace(n->path, n->type));
+      if (n->type == spec::NsType::kPid) {
+        plan.pid_join_fd = std::move(fd);
+      } else {
+        ctx.join_fds.emplace_back(n->type, fd.get());
+        plan.join_fds.push_back(std::move(fd));
+      }
+      continue;
+    }
+    switch (n->type) {
+      case spec::NsType::kTime:
+        ctx.new_time_ns = true;
+        break;
+      case spec::NsType::kPid:
+        plan.clone_flags |= CLONE_NEWPID;
+        break;
+      case spec::NsType::kCgroup:
+        // Born in its cgroup: clone3 can create it. Otherwise the child unshares it after
+        // the parent moved it into its v1 cgroups (kGo), so the ns root is that cgroup.
+        if (into_cgroup && !any_join)
+          plan.clone_flags |= CLONE_NEWCGROUP;
+        else
+          ctx.new_cgroup_ns_late = true;
+        break;
+      default:
+        // With joins, the child joins first and unshares after (ownership order).
+        if (any_join)
+          ctx.unshare_flags |= flag;
+        else
+          plan.clone_flags |= static_cast<uint64_t>(flag);
+    }
+    if (n->type == spec::NsType::kUser) ctx.new_user_ns = true;
+    if (n->type == spec::NsType::kNetwork) ctx.new_net_ns = true;
+  }
+  ctx.set_uts = s.linux_->has_ns(spec::NsType::kUts);
+  if (!ctx.set_uts && (!s.hostname.empty() || !s.domainname.empty()))
+    return base::make_error("config.json: .hostname: requires a uts namespace");
+  return plan;
+}
+
+long do_clone3(uint64_t flags, int cgroup_fd, int* pidfd) {
+  struct clone_args args {};
+  args.flags = flags | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = cgroup_fd >= 0 ? static_cast<uint64_t>(cgroup_fd) : 0;
+  return ::syscall(SYS_clone3, &args, sizeof(args));
+}
+
+std::vector<std::string> container_env(const spec::Process& p, int* preserve_fds) {
+  std::vector<std::string> env = p.env;
+  // Socket activation: pass LISTEN_FDS through, as runc does (fds 3.. are preserved).
+  if (const char* lf = std::getenv("LISTEN_FDS")) {
+    auto n = base::parse_int(lf);
+    if (n && *n > 0) {
+      *preserve_fds += static_cast<int>(*n);
+      env.push_back("LISTEN_FDS=" + std::to_string(*n));
+      env.push_back("LISTEN_PID=1");
+    }
+  }
+  return env;
+}
+
+class Rollback {
+ public:
+  void add(std::function<void()> f) { steps_.push_back(std::move(f)); }
+  void dismiss() { steps_.clear(); }
+  ~Rollback() {
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+  }
+
+ private:
+  std::vector<std::function<void()>> steps_;
+};
+
+std::string hook_state(const ContainerRecord& rec, const char* status) {
+  spec::State st;
+  st.oci_version = rec.oci_version;
+  st.id = rec.id;
+  st.status = status;
+  st.pid = rec.pid;
+  st.bundle = rec.bundle;
+  st.annotations = rec.annotations;
+  return spec::state_to_json(st);
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof(cwd))) return path;
+  return base::join_path(cwd, path);
+}
+
+Result<void> write_pid_file(const std::string& path, pid_t pid) {
+  // Written atomically: engines read it as soon as it appears.
+  return base::write_file_atomic(path, std::to_string(pid), 0644);
+}
+
+}  // namespace
+
+Result<Created> create_container(const StateStore& store, const CreateOptions& opts) {
+  Rollback rb;
+  std::string bundle = opts.bundle;
+  if (bundle.empty()) bundle = ".";
+  char* real = ::realpath(bundle.c_str(), nullptr);
+  if (!real) return base::sys_error("bundle `" + bundle + "`");
+  bundle = real;
+  std::free(real);
+  std::string config_text = ZRUN_TRY(base::read_file(bundle + "/config.json"));
+  auto s = ZRUN_TRY(spec::parse_config(config_text, bundle));
+  if (!s.process) return base::make_error("config.json: .process is required to create");
+  bool have_console = !opts.console_socket.empty() || opts.console_fd >= 0;
+  if (s.process->terminal && !have_console)
+    return base::make_error("process.terminal is true: --console-socket is required");
+  if (!s.process->terminal && !opts.console_socket.empty())
+    return base::make_error("--console-socket given but process.terminal is false");
+
+  // Like runc, work from the bundle directory (hooks run there); paths the caller gave
+  // relative to its cwd are made absolute first.
+  std::string pid_file = absolute(opts.pid_file), console_path = absolute(opts.console_socket);
+  if (::chdir(bundle.c_str()) < 0) return base::sys_error("chdir `" + bundle + "`");
+
+  auto lock = ZRUN_TRY(store.create_dir(opts.id));
+  std::string dir = store.dir(opts.id);
+  rb.add([&store, id = opts.id] { (void)store.remove(id); });
+
+  ContainerRecord rec;
+  rec.id = opts.id;
+  rec.bundle = bundle;
+  rec.oci_version = s.oci_version;
+  rec.rootfs = s.root.path;
+  rec.created = rfc3339_now();
+  rec.owner_uid = ::geteuid();
+  rec.annotations = s.annotations;
+
+  // The cgroup exists before the child so it is born (v2) or put (v1) in it.
+  if (opts.systemd_cgroup)
+    return base::make_error("--systemd-cgroup: systemd is not running on this host");
+  cg::CgroupConfig cgc;
+  cgc.path = ZRUN_TRY(cg::resolve_path(s.linux_ ? s.linux_->cgroups_path : "", opts.id));
+  cgc.resources = (s.linux_ && s.linux_->resources) ? &*s.linux_->resources : nullptr;
+  auto cgroup = ZRUN_TRY_CTX(cg::Cgroup::create(cgc), "create cgroup");
+  rb.add([&cgroup] { (void)cgroup->destroy(); });
+  rec.cgroup = cgroup->to_json();
+
+  InitContext ctx;
+  ctx.spec = &s;
+  ctx.bundle = bundle;
+  ctx.no_pivot = opts.no_pivot;
+  ctx.new_keyring = !opts.no_new_keyring;
+  ctx.preserve_fds = opts.preserve_fds;
+  ctx.env = container_env(*s.process, &ctx.preserve_fds);
+  auto ns = ZRUN_TRY(plan_namespaces(s, ctx, cgroup->clone_into_fd() >= 0));
+
+  UniqueFd fifo;
+  if (opts.start_gate) {
+    std::string fifo_path = dir + "/exec.fifo";
+    if (::mkfifo(fifo_path.c_str(), 0600) < 0) return base::sys_error("mkfifo `" + fifo_path + "`");
+    fifo = ZRUN_TRY(base::open_file(fifo_path, O_PATH));
+    ctx.fifo_fd = fifo.get();
+  }
+  UniqueFd console;
+  if (s.process->terminal && opts.console_fd >= 0) {
+    ctx.console_fd = opts.console_fd;
+  } else if (s.process->terminal) {
+    console = ZRUN_TRY_CTX(iso::connect_unix(console_path), "--console-socket");
+    ctx.console_fd = console.get();
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return base::sys_error("socketpair");
+  UniqueFd parent_sock(sv[0]), child_sock(sv[1]);
+  ctx.sync_fd = child_sock.get();
+  ctx.close_fds = {lock.get(), parent_sock.get()};
+
+  if (ns.pid_join_fd && ::setns(ns.pid_join_fd.get(), CLONE_NEWPID) < 0)
+    return base::sys_error("setns pid namespace");
+  int pidfd_raw = -1;
+  long pid = do_clone3(ns.clone_flags, cgroup->clone_into_fd(), &pidfd_raw);
+  if (pid < 0) return base::sys_error("clone3");
+  if (pid == 0) run_init(ctx);  // never returns
+  UniqueFd pidfd(pidfd_raw);
+  child_sock.reset();
+  rb.add([&pidfd, pid] {
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    (void)base::wait_pid(static_cast<pid_t>(pid));
+  });
+  rec.pid = static_cast<pid_t>(pid);
+  rec.pid_start_time = ZRUN_TRY(base::proc_start_time(rec.pid));
+
+  int sock = parent_sock.get();
+  if (ctx.new_user_ns) {
+    ZRUN_TRY(sync_expect(sock, SyncType::kUserNsReady));
+    ZRUN_TRY(iso::write_id_maps(rec.pid, s.linux_->uid_mappings, s.linux_->gid_mappings));
+  }
+  ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
+  if (s.process->oom_score_adj)
+    ZRUN_TRY(base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj",
+                              std::to_string(*s.process->oom_score_adj), O_WRONLY));
+  bool parent_hooks = !s.hooks.prestart.empty() || !s.hooks.create_runtime.empty();
+  std::string creating = hook_state(rec, "creating");
+  ZRUN_TRY(sync_send(sock, SyncType::kGo, parent_hooks ? kGoRunHooks : 0, 0, creating));
+  if (parent_hooks) {
+    ZRUN_TRY(sync_expect(sock, SyncType::kMountsDone));
+    ZRUN_TRY(run_hooks(s.hooks.prestart, creating, "prestart"));
+    ZRUN_TRY(run_hooks(s.hooks.create_runtime, creating, "createRuntime"));
+    ZRUN_TRY(sync_send(sock, SyncType::kHooksDone));
+  }
+  ZRUN_TRY(sync_expect(sock, SyncType::kReady));
+
+  ZRUN_TRY(base::write_file(dir + "/config.json", config_text, 0, 0600));
+  ZRUN_TRY(store.write(rec));
+  if (!pid_file.empty()) ZRUN_TRY_CTX(write_pid_file(pid_file, rec.pid), "pid file");
+  rb.dismiss();
+  return Created{rec.pid, std::move(pidfd), s.process->terminal};
+}
+
+}  // namespace zrun::rt

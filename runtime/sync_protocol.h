@@ -1,0 +1,59 @@
+// Parent <-> container-init messages over one SOCK_SEQPACKET socketpair. Each message is
+// one datagram: a fixed header plus an optional text (errors). The sequence for `create`:
+//
+//   parent                                   child (container init, PID 1 of the new ns)
+//   clone3(flags) ------------------------->  [namespaces created by clone3]
+//                                             join/unshare the rest; new user ns ->
+//                  <------------------------  kUserNsReady (only with a new user ns)
+//   write uid_map/gid_map
+//   join v1 cgroups, oom_score_adj
+//   kGo{run_hooks} ----------------------->   hostname, prepare_rootfs (mounts, /dev)
+//                  <------------------------  kMountsDone (only when run_hooks)
+//   prestart + createRuntime hooks
+//   kHooksDone ---------------------------->  createContainer hooks, pivot_root, masked
+//                                             paths, sysctl, rlimits, console, identity
+//                  <------------------------  kReady   (or kError{step, errno, text})
+//   write state.json + pid file, exit         block on exec.fifo until `start`
+//
+// Any failure in the child sends kError and _exit(1)s; the parent prints it and rolls back.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+
+namespace zrun::rt {
+
+enum class SyncType : uint32_t {
+  kUserNsReady = 1,
+  kGo = 2,
+  kMountsDone = 3,
+  kHooksDone = 4,
+  kReady = 5,
+  kError = 6,
+};
+
+struct SyncHeader {
+  SyncType type;
+  int32_t err;      // errno for kError
+  uint32_t flags;   // kGo: kGoRunHooks
+  uint32_t reserved;
+};
+
+constexpr uint32_t kGoRunHooks = 1;
+constexpr size_t kSyncMaxMessage = 4096;
+
+struct SyncMessage {
+  SyncHeader hdr{};
+  std::string text;
+};
+
+base::Result<void> sync_send(int fd, SyncType type, uint32_t flags = 0, int err = 0,
+                             const std::string& text = {});
+// Receive one message; EOF (peer closed/died) is an error "container init exited".
+base::Result<SyncMessage> sync_recv(int fd);
+// Receive and insist on `want`; a kError from the peer becomes this side's error.
+base::Result<SyncMessage> sync_expect(int fd, SyncType want);
+
+}  // namespace zrun::rt
