@@ -202,14 +202,20 @@ base::Result<void> finalize_identity(const spec::Process& process) {
   return base::ok();
 }
 
-base::Result<void> close_fds_above(int keep_max) {
+base::Result<void> close_fds_above(int keep_max, bool at_exec) {
   unsigned first = static_cast<unsigned>(keep_max + 1);
-  if (::syscall(SYS_close_range, first, ~0U, 0) == 0) return base::ok();
+  constexpr unsigned kCloseRangeCloexec = 1U << 2;  // linux/close_range.h, Linux 5.11
+  if (::syscall(SYS_close_range, first, ~0U, at_exec ? kCloseRangeCloexec : 0U) == 0)
+    return base::ok();
   // Kernels before 5.9: walk /proc/self/fd.
   auto names = ZRUN_TRY(base::list_dir("/proc/self/fd"));
   for (const auto& n : names) {
     auto fd = base::parse_int(n);
-    if (fd.ok() && *fd > keep_max) ::close(static_cast<int>(*fd));
+    if (!fd.ok() || *fd <= keep_max) continue;
+    if (at_exec)
+      ::fcntl(static_cast<int>(*fd), F_SETFD, FD_CLOEXEC);
+    else
+      ::close(static_cast<int>(*fd));
   }
   return base::ok();
 }

@@ -40,6 +40,9 @@ base::Result<std::string> find_executable(const std::string& arg0,
 base::Result<void> finalize_identity(const spec::Process& process);
 
 // Close every fd above `keep_max` (close_range(2); falls back to /proc/self/fd).
-base::Result<void> close_fds_above(int keep_max);
+// With `at_exec`, the fds are only marked close-on-exec (CLOSE_RANGE_CLOEXEC): the init
+// keeps its exec.fifo end open until the execve itself, which is how `start` learns that
+// the user process runs.
+base::Result<void> close_fds_above(int keep_max, bool at_exec = false);
 
 }  // namespace zrun::iso

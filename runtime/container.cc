@@ -142,8 +142,9 @@ Result<void> Container::start() {
   std::string fifo_path = dir_ + "/exec.fifo";
   // Non-blocking open never waits for a writer; then poll for the init's byte while also
   // watching the init itself, so a dead init cannot hang `start`.
-  auto fifo = ZRUN_TRY(base::open_file(fifo_path, O_RDONLY | O_NONBLOCK));
+  // The pidfd first: once the fifo is open the init may exec and exit at any moment.
   auto pidfd = ZRUN_TRY(open_pidfd(rec_));
+  auto fifo = ZRUN_TRY(base::open_file(fifo_path, O_RDONLY | O_NONBLOCK));
   for (;;) {
     struct pollfd p[2] = {{fifo.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
     int r = ::poll(p, 2, -1);
@@ -155,6 +156,18 @@ Result<void> Container::start() {
       if (n == 1) break;
     }
     if (p[1].revents & POLLIN) return base::make_error("container init exited before start");
+  }
+  // Then EOF: the init's end closes at execve (or if it dies first).
+  for (;;) {
+    struct pollfd p {
+      fifo.get(), POLLIN, 0
+    };
+    int r = ::poll(&p, 1, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return base::sys_error("poll exec fifo");
+    char c;
+    ssize_t n = ::read(fifo.get(), &c, 1);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
   }
   ::unlink(fifo_path.c_str());
   auto s = spec();

@@ -15,6 +15,7 @@
 #include "isolation/namespaces.h"
 #include "isolation/process.h"
 #include "isolation/rootfs.h"
+#include "isolation/seccomp.h"
 #include "netns/loopback.h"
 #include "runtime/hooks.h"
 #include "runtime/sync_protocol.h"
@@ -61,16 +62,24 @@ Result<void> setup_rootfs(const InitContext& ctx, uint32_t go_flags,
   }
   // createContainer hooks: in the container's namespaces, before pivot_root (config.md).
   ZRUN_TRY(run_hooks(s.hooks.create_container, hooks_state, "createContainer"));
+  // Sysctls before enter_rootfs makes /proc/sys read-only (readonlyPaths). We are in the
+  // container's namespaces already, and the parent allowed only namespaced keys, so the
+  // not-yet-pivoted /proc/sys writes the container's values.
+  if (s.linux_) ZRUN_TRY(iso::apply_sysctl(s.linux_->sysctl));
   return iso::enter_rootfs(s, opts);
 }
 
+// Blocks until `zrun start` opens the fifo, then says so with one byte. The write end
+// stays open (O_CLOEXEC) until execve, so `start` sees EOF exactly when the user process
+// runs (or the init died) and runs poststart hooks only then (config.md).
 Result<void> wait_for_start(const InitContext& ctx) {
   if (ctx.fifo_fd < 0) return base::ok();
-  // Re-open the O_PATH fd for writing: this blocks until `zrun start` opens the fifo.
+  // Re-open the O_PATH fd for writing via its magic link.
   std::string path = "/proc/self/fd/" + std::to_string(ctx.fifo_fd);
   auto fd = ZRUN_TRY_CTX(base::open_file(path, O_WRONLY), "open exec fifo");
   ZRUN_TRY_CTX(base::write_all(fd.get(), "0"), "write exec fifo");
   ::close(ctx.fifo_fd);
+  (void)fd.release();  // closed by execve
   return base::ok();
 }
 
@@ -102,10 +111,12 @@ Result<std::string> init_steps(const InitContext& ctx, std::string* hooks_state)
   if (ctx.new_keyring) ::syscall(SYS_keyctl, kKeyctlJoinSessionKeyring, nullptr);  // best effort
   if (ctx.set_uts) ZRUN_TRY_CTX(iso::set_hostname(s), "set hostname");
   ZRUN_TRY(setup_rootfs(ctx, go.hdr.flags, *hooks_state));
-  if (s.linux_) ZRUN_TRY(iso::apply_sysctl(s.linux_->sysctl));
   ZRUN_TRY(iso::apply_rlimits(proc.rlimits));
   if (proc.terminal) ZRUN_TRY_CTX(iso::setup_console(ctx.console_fd, proc.console_size), "console");
   auto exe = ZRUN_TRY(iso::find_executable(proc.args[0], ctx.env, proc.cwd));
+  // Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: install before caps drop (runc).
+  if (ctx.seccomp && !proc.no_new_privileges)
+    ZRUN_TRY(iso::apply_seccomp(*ctx.seccomp, ctx.seccomp_listener_fd, *hooks_state));
   ZRUN_TRY(iso::finalize_identity(proc));
   return exe;
 }
@@ -140,8 +151,13 @@ void run_init(const InitContext& ctx) noexcept {
     if (auto r = run_hooks(ctx.spec->hooks.start_container, hooks_state, "startContainer"); !r)
       fail(r.error(), 1);
   }
-  // (seccomp is installed here, as the very last step before execve — issue 3.)
-  if (auto r = iso::close_fds_above(2 + ctx.preserve_fds); !r) fail(r.error(), 1);
+  // With no_new_privs, seccomp goes in as the last step before execve (fewest runtime
+  // syscalls under the filter).
+  if (ctx.seccomp && ctx.spec->process->no_new_privileges) {
+    if (auto r = iso::apply_seccomp(*ctx.seccomp, ctx.seccomp_listener_fd, hooks_state); !r)
+      fail(r.error(), 1);
+  }
+  if (auto r = iso::close_fds_above(2 + ctx.preserve_fds, /*at_exec=*/true); !r) fail(r.error(), 1);
   auto argv = c_strings(ctx.spec->process->args);
   auto envp = c_strings(ctx.env);
   ::execve(exe->c_str(), argv.data(), envp.data());

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "isolation/seccomp.h"
 #include "spec/config.h"
 
 namespace zrun::rt {
@@ -31,6 +32,8 @@ struct InitContext {
   bool new_keyring = true;
   int preserve_fds = 0;      // fds 3..3+n-1 survive into the container
   std::vector<std::string> env;  // process.env plus LISTEN_FDS/LISTEN_PID when passed
+  const iso::SeccompProgram* seccomp = nullptr;  // compiled by the parent, or none
+  int seccomp_listener_fd = -1;  // connected to linux.seccomp.listenerPath (NOTIFY only)
 };
 
 [[noreturn]] void run_init(const InitContext& ctx) noexcept;

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "base/log.h"
@@ -20,6 +21,7 @@
 #include "base/sys.h"
 #include "isolation/console.h"
 #include "isolation/namespaces.h"
+#include "isolation/seccomp.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/init.h"
@@ -99,6 +101,34 @@ Result<NsPlan> plan_namespaces(const spec::Spec& s, InitContext& ctx, bool into_
   return plan;
 }
 
+// A sysctl is allowed only where the container has its own kernel namespace for it (as
+// runc): otherwise writing it would change the host.
+Result<void> check_sysctls(const spec::Linux& lx) {
+  auto own = [&](spec::NsType t) {
+    auto* n = lx.ns(t);
+    return n && n->path.empty();
+  };
+  static const char* kIpc[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                               "kernel.sem",    "kernel.shmall", "kernel.shmmax",
+                               "kernel.shmmni", "kernel.shm_rmid_forced"};
+  for (auto& [key, value] : lx.sysctl) {
+    bool ok = false;
+    if (base::starts_with(key, "net."))
+      ok = lx.has_ns(spec::NsType::kNetwork);
+    else if (base::starts_with(key, "fs.mqueue."))
+      ok = own(spec::NsType::kIpc) || lx.has_ns(spec::NsType::kIpc);
+    else if (key == "kernel.hostname" || key == "kernel.domainname")
+      ok = lx.has_ns(spec::NsType::kUts);
+    else
+      for (auto* k : kIpc) ok |= key == k && lx.has_ns(spec::NsType::kIpc);
+    if (!ok)
+      return base::make_error("config.json: .linux.sysctl: \"" + key +
+                              "\" is not in a namespace of the container: refusing to change "
+                              "the host");
+  }
+  return base::ok();
+}
+
 long do_clone3(uint64_t flags, int cgroup_fd, int* pidfd) {
   struct clone_args args {};
   args.flags = flags | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
@@ -160,6 +190,9 @@ Result<void> write_pid_file(const std::string& path, pid_t pid) {
 }  // namespace
 
 Result<Created> create_container(const StateStore& store, const CreateOptions& opts) {
+  // What the rollback undoes lives outside it: destroyed after the rollback ran.
+  std::unique_ptr<cg::Cgroup> cgroup;
+  UniqueFd pidfd;
   Rollback rb;
   std::string bundle = opts.bundle;
   if (bundle.empty()) bundle = ".";
@@ -200,7 +233,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   cg::CgroupConfig cgc;
   cgc.path = ZRUN_TRY(cg::resolve_path(s.linux_ ? s.linux_->cgroups_path : "", opts.id));
   cgc.resources = (s.linux_ && s.linux_->resources) ? &*s.linux_->resources : nullptr;
-  auto cgroup = ZRUN_TRY_CTX(cg::Cgroup::create(cgc), "create cgroup");
+  cgroup = ZRUN_TRY_CTX(cg::Cgroup::create(cgc), "create cgroup");
   rb.add([&cgroup] { (void)cgroup->destroy(); });
   rec.cgroup = cgroup->to_json();
 
@@ -212,11 +245,16 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   ctx.preserve_fds = opts.preserve_fds;
   ctx.env = container_env(*s.process, &ctx.preserve_fds);
   auto ns = ZRUN_TRY(plan_namespaces(s, ctx, cgroup->clone_into_fd() >= 0));
+  if (s.linux_) ZRUN_TRY(check_sysctls(*s.linux_));
 
   UniqueFd fifo;
   if (opts.start_gate) {
     std::string fifo_path = dir + "/exec.fifo";
-    if (::mkfifo(fifo_path.c_str(), 0600) < 0) return base::sys_error("mkfifo `" + fifo_path + "`");
+    // The init opens it after switching to the container's user (maybe unprivileged and
+    // user-namespaced): writable by all, as runc's 0622. Only the state dir's owner can
+    // reach it by path; the init goes through its inherited O_PATH fd.
+    if (::mkfifo(fifo_path.c_str(), 0622) < 0 || ::chmod(fifo_path.c_str(), 0622) < 0)
+      return base::sys_error("mkfifo `" + fifo_path + "`");
     fifo = ZRUN_TRY(base::open_file(fifo_path, O_PATH));
     ctx.fifo_fd = fifo.get();
   }
@@ -226,6 +264,18 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   } else if (s.process->terminal) {
     console = ZRUN_TRY_CTX(iso::connect_unix(console_path), "--console-socket");
     ctx.console_fd = console.get();
+  }
+  // Compiled here: no libseccomp after clone. The listener is a host path, so it is
+  // connected before the child changes its mount namespace and root.
+  std::optional<iso::SeccompProgram> seccomp;
+  UniqueFd seccomp_sock;
+  if (s.linux_ && s.linux_->seccomp) {
+    seccomp = ZRUN_TRY(iso::compile_seccomp(*s.linux_->seccomp));
+    ctx.seccomp = &*seccomp;
+    if (seccomp->notify) {
+      seccomp_sock = ZRUN_TRY_CTX(iso::connect_unix(seccomp->listener_path), "seccomp listener");
+      ctx.seccomp_listener_fd = seccomp_sock.get();
+    }
   }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -240,7 +290,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   long pid = do_clone3(ns.clone_flags, cgroup->clone_into_fd(), &pidfd_raw);
   if (pid < 0) return base::sys_error("clone3");
   if (pid == 0) run_init(ctx);  // never returns
-  UniqueFd pidfd(pidfd_raw);
+  pidfd.reset(pidfd_raw);
   child_sock.reset();
   rb.add([&pidfd, pid] {
     ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);

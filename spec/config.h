@@ -236,6 +236,10 @@ const char* ns_proc_name(NsType t);
 // Parse config.json text. `bundle` resolves a relative root.path. Errors name the JSON
 // path: "config.json: .linux.namespaces[2].type: unknown namespace \"netx\"".
 base::Result<Spec> parse_config(const std::string& json_text, const std::string& bundle);
+// A process object alone (exec --process FILE); errors are prefixed "process.json: ".
+base::Result<Process> parse_process(const std::string& json_text);
+// A linux.resources object alone (update -r FILE); errors are prefixed "resources: ".
+base::Result<Resources> parse_resources(const std::string& json_text);
 // Read and parse <bundle>/config.json.
 base::Result<Spec> load_bundle(const std::string& bundle);
 

@@ -221,6 +221,43 @@ base::Result<Spec> parse_spec(const Json& j, const std::string& bundle) {
 
 }  // namespace
 
+namespace detail {
+base::Result<void> parse_process_object(const Json& j, const std::string& path, Process& out) {
+  return parse_process(j, path, out);
+}
+}  // namespace detail
+
+namespace {
+
+// Parse a JSON document that is not config.json itself; errors say `what` instead.
+template <class T, class F>
+base::Result<T> parse_fragment(const std::string& text, const std::string& what, F parse) {
+  auto rename = [&](base::Error e) {
+    if (e.msg.rfind("config.json: ", 0) == 0) e.msg = what + ": " + e.msg.substr(13);
+    return e;
+  };
+  try {
+    Json j = Json::parse(text);
+    if (!j.is_object()) return base::make_error(what + ": expected a JSON object");
+    T out{};
+    auto r = parse(j, "", out);
+    if (!r) return rename(std::move(r).error());
+    return out;
+  } catch (const std::exception& e) {
+    return base::make_error(what + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+base::Result<Process> parse_process(const std::string& json_text) {
+  return parse_fragment<Process>(json_text, "process.json", detail::parse_process_object);
+}
+
+base::Result<Resources> parse_resources(const std::string& json_text) {
+  return parse_fragment<Resources>(json_text, "resources", detail::parse_resources_object);
+}
+
 base::Result<Spec> parse_config(const std::string& json_text, const std::string& bundle) {
   try {
     Json j = Json::parse(json_text);

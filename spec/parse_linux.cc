@@ -300,6 +300,11 @@ base::Result<void> validate(const std::string& path, const Linux& lx) {
 
 }  // namespace
 
+base::Result<void> parse_resources_object(const Json& j, const std::string& path,
+                                          Resources& out) {
+  return parse_resources(j, path, out);
+}
+
 base::Result<void> parse_linux(const Json& j, const std::string& path, Linux& out) {
   ZRUN_TRY(parse_namespaces(j, path, out));
   ZRUN_TRY(parse_idmaps(j, "uidMappings", path, out.uid_mappings));

@@ -27,6 +27,10 @@ struct GlobalOptions {
 using Action = std::function<base::Result<int>()>;
 using Setup = std::function<Action(CLI::App& app, const GlobalOptions& g)>;
 
+// Exit code used when an Action returns an error (exec uses 255, as runc does, so callers
+// can tell zrun's failure from the process's own exit code).
+inline int g_error_exit_code = 1;
+
 struct CommandEntry {
   const char* name;
   int order;  // position in --help

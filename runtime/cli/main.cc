@@ -98,7 +98,7 @@ int run_main(int argc, char** argv) {
       auto r = action();
       if (!r) {
         report_error(r.error());
-        return 1;
+        return g_error_exit_code;
       }
       return *r;
     }
