@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 DEPS := build-essential cmake ninja-build pkg-config libseccomp-dev libcap-dev \
         nlohmann-json3-dev libcli11-dev libgtest-dev busybox-static clang-format
 # Only for bench/ comparisons.
-BENCH_DEPS := runc crun hyperfine
+BENCH_DEPS := runc crun hyperfine time
 
 .PHONY: all deps build demo test unit integration asan install bench format clean
 
