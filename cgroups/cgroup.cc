@@ -188,7 +188,11 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const CgroupConfig& cfg) {
   });
   ZRUN_TRY_CTX(cg->make_dirs(l, cfg), ctx);
   cg->open_v2_fd();
-  if (cfg.resources) ZRUN_TRY_CTX(cg->apply(*cfg.resources, false), ctx + ": apply resources");
+  if (cfg.resources) {
+    spec::Resources r = *cfg.resources;
+    r.devices = device_rules_with_defaults(r.devices, cfg.devices);
+    ZRUN_TRY_CTX(cg->apply(r, false), ctx + ": apply resources");
+  }
   rollback.dismiss();
   return std::unique_ptr<Cgroup>(std::move(cg));
 }

@@ -52,7 +52,10 @@ struct CgroupConfig {
   // linux.cgroupsPath (absolute as is; relative to zrun's own cgroup; empty -> /zrun/<id>).
   std::string path;
   const spec::Resources* resources = nullptr;  // may be null
-  std::string fs_root = "/sys/fs/cgroup";      // overridden by unit tests
+  // linux.devices: the runtime creates these nodes, so (like runc) they are allowed after
+  // the spec's device rules, together with default_allowed_devices(). May be null.
+  const std::vector<spec::Device>* devices = nullptr;
+  std::string fs_root = "/sys/fs/cgroup";  // overridden by unit tests
   // Unit tests: a layout instead of /proc/self/mountinfo detection.
   std::optional<Layout> layout;
   // Unit tests: called after each mkdir so a fake tree can get the files the kernel

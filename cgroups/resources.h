@@ -34,6 +34,15 @@ base::Result<void> apply_v2(const std::string& dir, const spec::Resources& r, bo
 base::Result<void> apply_v1(const std::map<std::string, std::string>& dirs,
                             const std::string& unified_dir, const spec::Resources& r, bool update);
 
+// runc's specconv.AllowedDevices: mknod of any char/block node, null, zero, full, random,
+// urandom, tty, console, ptmx and /dev/pts/* (rwm). Always allowed after the spec's rules
+// so the default /dev works even when the rules start with deny-all.
+const std::vector<spec::DeviceRule>& default_allowed_devices();
+// `rules` + an allow-rwm rule per linux.devices entry (not fifos) + the defaults. Empty
+// `rules` stay empty: no device rules means the cgroup's inherited policy is kept.
+std::vector<spec::DeviceRule> device_rules_with_defaults(const std::vector<spec::DeviceRule>& rules,
+                                                         const std::vector<spec::Device>* devices);
+
 // "mlx5_1 hca_handle=3 hca_object=10000" for rdma.max (same syntax on v1 and v2).
 std::string rdma_value(const std::string& device, const spec::RdmaLimit& l);
 

@@ -189,6 +189,43 @@ Result<void> unified_in_hybrid(const std::string& unified_dir,
 
 }  // namespace
 
+const std::vector<spec::DeviceRule>& default_allowed_devices() {
+  static const std::vector<spec::DeviceRule> k = [] {
+    auto c = [](std::optional<int64_t> maj, std::optional<int64_t> min, const char* acc) {
+      return spec::DeviceRule{true, "c", maj, min, acc};
+    };
+    return std::vector<spec::DeviceRule>{
+        c(std::nullopt, std::nullopt, "m"),
+        spec::DeviceRule{true, "b", std::nullopt, std::nullopt, "m"},
+        c(1, 3, "rwm"),               // null
+        c(1, 8, "rwm"),               // random
+        c(1, 7, "rwm"),               // full
+        c(5, 0, "rwm"),               // tty
+        c(1, 5, "rwm"),               // zero
+        c(1, 9, "rwm"),               // urandom
+        c(5, 1, "rwm"),               // console
+        c(136, std::nullopt, "rwm"),  // /dev/pts/*
+        c(5, 2, "rwm"),               // ptmx
+    };
+  }();
+  return k;
+}
+
+std::vector<spec::DeviceRule> device_rules_with_defaults(const std::vector<spec::DeviceRule>& rules,
+                                                         const std::vector<spec::Device>* devices) {
+  if (rules.empty()) return rules;
+  std::vector<spec::DeviceRule> out = rules;
+  if (devices) {
+    for (auto& d : *devices) {
+      if (d.type != 'c' && d.type != 'b' && d.type != 'u') continue;  // fifos: no rule
+      out.push_back({true, d.type == 'b' ? "b" : "c", d.major, d.minor, "rwm"});
+    }
+  }
+  auto& defs = default_allowed_devices();
+  out.insert(out.end(), defs.begin(), defs.end());
+  return out;
+}
+
 Result<void> apply_v1(const Dirs& dirs, const std::string& unified_dir, const spec::Resources& r,
                       bool update) {
   if (r.memory) ZRUN_TRY(memory_v1(dirs, *r.memory, update));

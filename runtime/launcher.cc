@@ -233,6 +233,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   cg::CgroupConfig cgc;
   cgc.path = ZRUN_TRY(cg::resolve_path(s.linux_ ? s.linux_->cgroups_path : "", opts.id));
   cgc.resources = (s.linux_ && s.linux_->resources) ? &*s.linux_->resources : nullptr;
+  cgc.devices = s.linux_ ? &s.linux_->devices : nullptr;
   cgroup = ZRUN_TRY_CTX(cg::Cgroup::create(cgc), "create cgroup");
   rb.add([&cgroup] { (void)cgroup->destroy(); });
   rec.cgroup = cgroup->to_json();

@@ -342,6 +342,18 @@ TEST_F(FakeCgroupfs, V1WritesEveryResource) {
       "devices/zrun/c1/devices.allow=c 1:3 rwm",
       "devices/zrun/c1/devices.allow=c *:* m",
       "devices/zrun/c1/devices.deny=b 8:* w",
+      // runc's default allowed devices always follow the spec's rules.
+      "devices/zrun/c1/devices.allow=c *:* m",
+      "devices/zrun/c1/devices.allow=b *:* m",
+      "devices/zrun/c1/devices.allow=c 1:3 rwm",
+      "devices/zrun/c1/devices.allow=c 1:8 rwm",
+      "devices/zrun/c1/devices.allow=c 1:7 rwm",
+      "devices/zrun/c1/devices.allow=c 5:0 rwm",
+      "devices/zrun/c1/devices.allow=c 1:5 rwm",
+      "devices/zrun/c1/devices.allow=c 1:9 rwm",
+      "devices/zrun/c1/devices.allow=c 5:1 rwm",
+      "devices/zrun/c1/devices.allow=c 136:* rwm",
+      "devices/zrun/c1/devices.allow=c 5:2 rwm",
   };
   EXPECT_EQ(writes(), want);
   EXPECT_EQ((*cg)->v1_dir("memory"), root_ + "/memory/zrun/c1");
@@ -476,6 +488,42 @@ TEST_F(FakeCgroupfs, V1FreezerOnLegacy) {
   ASSERT_TRUE((*cg)->thaw().ok());
   EXPECT_FALSE(*(*cg)->frozen());
   ASSERT_TRUE((*cg)->destroy().ok());
+}
+
+// linux.devices nodes are allowed after the spec's rules, before runc's defaults; a spec
+// without device rules keeps the inherited policy (no writes at all).
+TEST_F(FakeCgroupfs, V1AllowsLinuxDevicesAndDefaults) {
+  make_tree(Mode::kHybrid);
+  spec::Resources r;
+  r.devices.push_back({false, "a", std::nullopt, std::nullopt, "rwm"});
+  std::vector<spec::Device> devs = {
+      {"/dev/fuse", 'c', 10, 229}, {"/dev/fifo", 'p', 0, 0}, {"/dev/loop9", 'b', 7, 9}};
+  auto cfg = config("/zrun/d1", &r);
+  cfg.devices = &devs;
+  auto cg = Cgroup::create(cfg);
+  ASSERT_TRUE(cg.ok()) << cg.error().text();
+  auto w = writes();
+  auto at = [&](const std::string& rule) {
+    return std::find(w.begin(), w.end(), "devices/zrun/d1/devices.allow=" + rule) - w.begin();
+  };
+  auto deny = std::find(w.begin(), w.end(), "devices/zrun/d1/devices.deny=a *:* rwm") - w.begin();
+  ASSERT_LT(static_cast<size_t>(deny), w.size());
+  EXPECT_GT(at("c 10:229 rwm"), deny);
+  EXPECT_GT(at("b 7:9 rwm"), at("c 10:229 rwm"));
+  EXPECT_GT(at("c 1:3 rwm"), at("b 7:9 rwm"));
+  EXPECT_LT(static_cast<size_t>(at("c 136:* rwm")), w.size());
+  EXPECT_EQ(
+      std::count_if(w.begin(), w.end(), [](auto& x) { return x.find("0:0") != std::string::npos; }),
+      0);  // no rule for the fifo
+  ASSERT_TRUE((*cg)->destroy().ok());
+
+  trace_.clear();
+  spec::Resources none;
+  none.pids_limit = 5;
+  auto cg2 = Cgroup::create(config("/zrun/d2", &none));
+  ASSERT_TRUE(cg2.ok()) << cg2.error().text();
+  for (auto& x : writes()) EXPECT_EQ(x.find("devices."), std::string::npos) << x;
+  ASSERT_TRUE((*cg2)->destroy().ok());
 }
 
 }  // namespace

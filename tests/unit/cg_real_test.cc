@@ -89,7 +89,11 @@ class RealCgroup : public ::testing::Test {
       EXPECT_EQ(rd(cg_->v1_dir("pids"), "pids.max"), "64");
       EXPECT_EQ(rd(cg_->v1_dir("cpu"), "cpu.shares"), "512");
       EXPECT_NE(rd(cg_->v1_dir("cpuset"), "cpuset.cpus"), "");
-      EXPECT_EQ(rd(cg_->v1_dir("devices"), "devices.list"), "c 1:3 rwm\nc *:* m\nb 8:* r");
+      // The spec's rules, then runc's default allowed devices (the kernel merges
+      // duplicates such as "c 1:3 rwm").
+      EXPECT_EQ(rd(cg_->v1_dir("devices"), "devices.list"),
+                "c 1:3 rwm\nc *:* m\nb 8:* r\nb *:* m\nc 1:8 rwm\nc 1:7 rwm\nc 5:0 rwm\n"
+                "c 1:5 rwm\nc 1:9 rwm\nc 5:1 rwm\nc 136:* rwm\nc 5:2 rwm");
     }
 
     // The child joins before it forks the grandchild: hold it with a pipe.
