@@ -114,10 +114,16 @@ base::Result<void> set_cap_sets(const spec::Capabilities& caps) {
   return base::ok();
 }
 
+// An ambient capability needs to be both permitted and inheritable. runc's own default
+// spec lists ambient caps without inheritable ones, and runc only warns when the raise
+// fails (EPERM); do the same so such bundles run unchanged.
 base::Result<void> raise_ambient(const std::vector<int>& ambient) {
   for (int c : ambient)
-    if (::cap_set_ambient(static_cast<cap_value_t>(c), CAP_SET) < 0)
-      return base::sys_error("raise ambient capability `" + cap_label(c) + "`");
+    if (::cap_set_ambient(static_cast<cap_value_t>(c), CAP_SET) < 0) {
+      if (errno != EPERM) return base::sys_error("raise ambient capability `" + cap_label(c) + "`");
+      base::log_debug("cannot raise ambient capability `" + cap_label(c) +
+                     "`: not in the inheritable set");
+    }
   return base::ok();
 }
 

@@ -125,6 +125,20 @@ TEST_F(ProcessTest, CapabilitiesRoot) {
   EXPECT_EQ(kv["CapAmb"], "0000000000000001");
 }
 
+// runc 1.1's own `spec` lists ambient caps without inheritable ones; such bundles run
+// (the raise is skipped, as runc does) instead of failing create.
+TEST_F(ProcessTest, AmbientWithoutInheritableStillRuns) {
+  Bundle b(rt);
+  b.config()["process"]["capabilities"] = {{"bounding", {"CAP_KILL"}},
+                                           {"effective", {"CAP_KILL"}},
+                                           {"permitted", {"CAP_KILL"}},
+                                           {"ambient", {"CAP_KILL"}}};
+  b.probe({"caps"});
+  auto kv = run_kv(b);
+  EXPECT_EQ(kv["CapAmb"], "0000000000000000");
+  EXPECT_EQ(kv["CapBnd"], "0000000000000020");
+}
+
 TEST_F(ProcessTest, NoCapabilities) {
   Bundle b(rt);
   b.config()["process"]["capabilities"] = Json::object();
