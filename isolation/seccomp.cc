@@ -238,6 +238,11 @@ Result<SeccompProgram> compile_seccomp(const spec::Seccomp& s) {
     return base::make_error("seccomp: SCMP_ACT_NOTIFY requires linux.seccomp.listenerPath");
   SeccompProgram prog;
   prog.filter = ZRUN_TRY(export_bpf(ctx.get()));
+  // Refused here rather than by seccomp(2) in the child, where it would surface late.
+  if (prog.filter.size() > BPF_MAXINSNS)
+    return base::make_error("seccomp: the filter has " + std::to_string(prog.filter.size()) +
+                            " instructions, more than the kernel's limit of " +
+                            std::to_string(BPF_MAXINSNS));
   prog.flags = ZRUN_TRY(filter_flags(s, notify));
   prog.notify = notify;
   if (notify) {

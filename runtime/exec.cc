@@ -11,10 +11,12 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 
 #include "base/sys.h"
 #include "isolation/console.h"
 #include "isolation/process.h"
+#include "isolation/seccomp.h"
 #include "runtime/sync_protocol.h"
 
 namespace zrun::rt {
@@ -32,6 +34,9 @@ struct ExecChild {
   int console_fd = -1;
   int preserve_fds = 0;
   std::vector<int> close_fds;
+  const iso::SeccompProgram* seccomp = nullptr;  // the container's linux.seccomp
+  int seccomp_listener_fd = -1;
+  const std::string* state = nullptr;  // container state, for the seccomp listener
 };
 
 Result<std::string> exec_child_steps(const ExecChild& c) {
@@ -47,6 +52,9 @@ Result<std::string> exec_child_steps(const ExecChild& c) {
   ZRUN_TRY(iso::apply_rlimits(p.rlimits));
   if (p.terminal) ZRUN_TRY_CTX(iso::setup_console(c.console_fd, p.console_size), "console");
   auto exe = ZRUN_TRY(iso::find_executable(p.args[0], p.env, p.cwd));
+  // As in the init: without no_new_privs, seccomp before the caps drop.
+  if (c.seccomp && !p.no_new_privileges)
+    ZRUN_TRY(iso::apply_seccomp(*c.seccomp, c.seccomp_listener_fd, *c.state));
   ZRUN_TRY(iso::finalize_identity(p));
   return exe;
 }
@@ -60,7 +68,14 @@ Result<std::string> exec_child_steps(const ExecChild& c) {
   ::prctl(PR_SET_PDEATHSIG, 0);
   if (!sync_send(c.sync_fd, SyncType::kReady).ok()) ::_exit(1);
   ::close(c.sync_fd);
-  // (seccomp of the container's spec is installed here — issue 3.)
+  if (c.seccomp && c.process->no_new_privileges) {
+    if (auto r = iso::apply_seccomp(*c.seccomp, c.seccomp_listener_fd, *c.state); !r) {
+      std::string m = "zrun: " + r.error().text() + "\n";
+      ssize_t w = ::write(2, m.data(), m.size());
+      (void)w;
+      ::_exit(1);
+    }
+  }
   (void)iso::close_fds_above(2 + c.preserve_fds, /*at_exec=*/true);
   std::vector<char*> argv, envp;
   for (auto& a : c.process->args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -116,6 +131,19 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
         return base::make_error("exec --tty: --console-socket is required with --detach");
       console = ZRUN_TRY_CTX(iso::connect_unix(opts.console_socket), "--console-socket");
       c.console_fd = console.get();
+    }
+  }
+  // The container's seccomp profile applies to exec'd processes too (runc).
+  std::optional<iso::SeccompProgram> seccomp;
+  UniqueFd seccomp_sock;
+  std::string state = ct.state_json();
+  if (s.linux_ && s.linux_->seccomp) {
+    seccomp = ZRUN_TRY(iso::compile_seccomp(*s.linux_->seccomp));
+    c.seccomp = &*seccomp;
+    c.state = &state;
+    if (seccomp->notify) {
+      seccomp_sock = ZRUN_TRY_CTX(iso::connect_unix(seccomp->listener_path), "seccomp listener");
+      c.seccomp_listener_fd = seccomp_sock.get();
     }
   }
   int sv[2];

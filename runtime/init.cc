@@ -96,7 +96,9 @@ Result<std::string> init_steps(const InitContext& ctx, std::string* hooks_state)
   const auto& s = *ctx.spec;
   const auto& proc = *s.process;
   for (int fd : ctx.close_fds) ::close(fd);
-  if (::chdir(ctx.bundle.c_str()) < 0) return base::sys_error("chdir `" + ctx.bundle + "`");
+  // The cwd is already the bundle: the launcher chdir()s there before clone3 and we inherit
+  // it. No chdir here: in a new user namespace we would be checked as the mapped root, which
+  // may not traverse the engine's private dirs (podman --uidmap: 0700 userdata dir).
   // Die with the parent while it still needs us; cleared before kReady, after which the
   // parent exits and we are reparented to the engine's subreaper.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);

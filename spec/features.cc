@@ -1,7 +1,13 @@
 #include "spec/features.h"
 
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <utility>
 
 #include "base/sys.h"
 #include "spec/config.h"
@@ -33,7 +39,7 @@ OJson mount_options() {
   return out;
 }
 
-OJson seccomp() {
+OJson seccomp(const HostFacts& facts) {
   return {
       {"enabled", true},
       {"actions",
@@ -53,9 +59,7 @@ OJson seccomp() {
       {"knownFlags",
        {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG",
         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"}},
-      // WAIT_KILLABLE_RECV needs libseccomp 2.6 (bookworm ships 2.5.4).
-      {"supportedFlags",
-       {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"}},
+      {"supportedFlags", facts.seccomp_flags},
   };
 }
 
@@ -69,7 +73,7 @@ OJson linux_section(const HostFacts& facts) {
       {"capabilities", all_capability_names()},
       {"cgroup",
        {{"v1", true}, {"v2", true}, {"systemd", false}, {"systemdUser", false}, {"rdma", true}}},
-      {"seccomp", seccomp()},
+      {"seccomp", seccomp(facts)},
       {"apparmor", {{"enabled", facts.apparmor}}},
       {"selinux", {{"enabled", facts.selinux}}},
       {"intelRdt", {{"enabled", false}}},
@@ -84,6 +88,20 @@ HostFacts detect_host_facts() {
   auto aa = base::read_file("/sys/module/apparmor/parameters/enabled");
   f.apparmor = aa && base::trim(*aa) == "Y";
   f.selinux = base::path_exists("/sys/fs/selinux/enforce");
+  // seccomp(2) checks the flags before it reads the program: with a NULL program a known
+  // flag fails with EFAULT, an unknown one with EINVAL, and nothing is installed.
+  // WAIT_KILLABLE_RECV (5.19) is only valid together with NEW_LISTENER.
+  constexpr std::pair<const char*, unsigned> kFlags[] = {
+      {"SECCOMP_FILTER_FLAG_TSYNC", SECCOMP_FILTER_FLAG_TSYNC},
+      {"SECCOMP_FILTER_FLAG_SPEC_ALLOW", SECCOMP_FILTER_FLAG_SPEC_ALLOW},
+      {"SECCOMP_FILTER_FLAG_LOG", SECCOMP_FILTER_FLAG_LOG},
+      {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+       SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV | SECCOMP_FILTER_FLAG_NEW_LISTENER}};
+  f.seccomp_flags.clear();
+  for (auto [name, bits] : kFlags) {
+    long r = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, bits, nullptr);
+    if (r < 0 && errno == EFAULT) f.seccomp_flags.push_back(name);
+  }
   return f;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace zrun::spec {
 
@@ -9,6 +10,10 @@ namespace zrun::spec {
 struct HostFacts {
   bool apparmor = false;  // /sys/module/apparmor/parameters/enabled == "Y"
   bool selinux = false;   // /sys/fs/selinux/enforce exists
+  // SECCOMP_FILTER_FLAG_* names seccomp(2) accepts here (probed; zrun calls seccomp(2)
+  // itself, so libseccomp's version does not limit them). Default: the 4.17+ set.
+  std::vector<std::string> seccomp_flags = {
+      "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"};
 };
 
 HostFacts detect_host_facts();

@@ -70,6 +70,48 @@ TEST(SpecDefault, ParsesAndMatchesRunc) {
   EXPECT_TRUE(s.linux_->uid_mappings.empty());
 }
 
+TEST(SpecDefault, SeccompProfile) {
+  for (bool rootless : {false, true}) {
+    auto r = parse_config(default_spec_json(rootless), "/b");
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    ASSERT_TRUE(r->linux_->seccomp);
+    const Seccomp& sc = *r->linux_->seccomp;
+    EXPECT_EQ(sc.default_action, "SCMP_ACT_ALLOW");
+#if defined(__x86_64__)
+    EXPECT_EQ(sc.architectures,
+              (std::vector<std::string>{"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}));
+#endif
+    auto rule_for = [&](const std::string& name) -> const SeccompSyscall* {
+      for (auto& s : sc.syscalls)
+        for (auto& n : s.names)
+          if (n == name) return &s;
+      return nullptr;
+    };
+    for (const char* denied :
+         {"keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "kexec_load",
+          "init_module", "finit_module", "mount", "umount2", "pivot_root", "open_by_handle_at",
+          "setns", "io_uring_setup", "reboot", "swapon"}) {
+      const SeccompSyscall* s = rule_for(denied);
+      ASSERT_TRUE(s) << denied;
+      EXPECT_EQ(s->action, "SCMP_ACT_ERRNO") << denied;
+      EXPECT_EQ(s->errno_ret, 1u) << denied;
+      EXPECT_TRUE(s->args.empty()) << denied;
+    }
+    for (const char* ns : {"unshare", "clone"}) {
+      const SeccompSyscall* s = rule_for(ns);
+      ASSERT_TRUE(s) << ns;
+      ASSERT_EQ(s->args.size(), 1u);
+      EXPECT_EQ(s->args[0].op, "SCMP_CMP_MASKED_EQ");
+      EXPECT_EQ(s->args[0].value, 0x10000000u);  // CLONE_NEWUSER
+      EXPECT_EQ(s->args[0].value_two, 0x10000000u);
+    }
+    ASSERT_TRUE(rule_for("clone3"));
+    EXPECT_EQ(rule_for("clone3")->errno_ret, 38u);  // ENOSYS: libc falls back to clone
+    EXPECT_FALSE(rule_for("read"));
+    EXPECT_FALSE(rule_for("ptrace"));
+  }
+}
+
 TEST(SpecDefault, Rootless) {
   auto r = parse_config(default_spec_json(true), "/b");
   ASSERT_TRUE(r.ok()) << r.error().text();

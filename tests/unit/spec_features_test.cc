@@ -69,6 +69,23 @@ TEST(SpecFeatures, OrderAndIndentLikeRunc) {
   auto j = json::parse(features_json());
   EXPECT_EQ(j["linux"]["apparmor"]["enabled"], f.apparmor);
   EXPECT_EQ(j["linux"]["selinux"]["enabled"], f.selinux);
+  EXPECT_EQ(j["linux"]["seccomp"]["supportedFlags"], json(f.seccomp_flags));
+}
+
+TEST(SpecFeatures, SeccompFlagsAreProbed) {
+  HostFacts f;
+  f.seccomp_flags = {"SECCOMP_FILTER_FLAG_LOG"};
+  auto j = json::parse(features_json(f));
+  EXPECT_EQ(j["linux"]["seccomp"]["supportedFlags"], json::parse(R"(["SECCOMP_FILTER_FLAG_LOG"])"));
+  // This kernel (6.x) has all four, WAIT_KILLABLE_RECV (5.19) included; every supported
+  // flag is a known one.
+  HostFacts host = detect_host_facts();
+  auto hj = json::parse(features_json(host));
+  for (const auto& flag : hj["linux"]["seccomp"]["supportedFlags"])
+    EXPECT_TRUE(has(hj["linux"]["seccomp"]["knownFlags"], flag)) << flag;
+  EXPECT_TRUE(has(hj["linux"]["seccomp"]["supportedFlags"], "SECCOMP_FILTER_FLAG_LOG"));
+  EXPECT_TRUE(
+      has(hj["linux"]["seccomp"]["supportedFlags"], "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"));
 }
 
 }  // namespace
