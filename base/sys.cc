@@ -286,6 +286,17 @@ int exit_code_from_status(int status) {
   return 255;
 }
 
+std::string user_name(uint32_t uid) {
+  auto passwd = read_file("/etc/passwd");
+  std::string want = std::to_string(uid);
+  if (passwd)
+    for (auto& line : split(*passwd, '\n')) {
+      auto f = split(line, ':');
+      if (f.size() > 2 && f[2] == want) return f[0];
+    }
+  return want;
+}
+
 void sleep_ms(unsigned ms) {
   struct timespec ts {
     static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L

@@ -55,6 +55,10 @@ Result<int> wait_pid(pid_t pid, int options = 0);
 // Convert a wait status to a shell-style exit code (128+signal for a signal).
 int exit_code_from_status(int status);
 
+// The name of `uid` in the host's /etc/passwd, or the number. Not getpwuid(3): zrun is
+// linked statically, and glibc's NSS needs shared libraries at run time.
+std::string user_name(uint32_t uid);
+
 // Sleep helpers.
 void sleep_ms(unsigned ms);
 

@@ -1,9 +1,8 @@
 // list: the containers under --root, as runc prints them (table, json, or ids with -q).
-#include <pwd.h>
-
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "base/sys.h"
 #include "runtime/cli/command.h"
 #include "runtime/container.h"
 
@@ -12,10 +11,6 @@ namespace {
 
 using base::Result;
 
-std::string owner_name(uint32_t uid) {
-  struct passwd* pw = ::getpwuid(uid);
-  return pw ? pw->pw_name : std::to_string(uid);
-}
 
 ZRUN_COMMAND("list", 70, [](CLI::App& app, const GlobalOptions& g) -> Action {
   auto* c = app.add_subcommand("list", "list containers");
@@ -48,9 +43,9 @@ ZRUN_COMMAND("list", 70, [](CLI::App& app, const GlobalOptions& g) -> Action {
                      {"rootfs", r.rootfs},
                      {"created", r.created},
                      {"annotations", r.annotations},
-                     {"owner", owner_name(r.owner_uid)}});
+                     {"owner", base::user_name(r.owner_uid)}});
       table += id + "\t" + std::to_string(pid) + "\t" + rt::status_name(st) + "\t" + r.bundle +
-               "\t" + r.created + "\t" + owner_name(r.owner_uid) + "\n";
+               "\t" + r.created + "\t" + base::user_name(r.owner_uid) + "\n";
     }
     if (*quiet) return 0;
     if (*format == "json")

@@ -1,7 +1,6 @@
 // ps: the host PIDs in the container's cgroup. `-f json` prints a JSON array of ints
 // (what containerd parses); the table is a small `ps -ef` from /proc (runc shells out to
 // ps(1), which a host may not have).
-#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,10 +28,8 @@ ProcRow proc_row(pid_t pid) {
       if (base::starts_with(line, "Uid:")) {
         auto f = base::split(std::string(base::trim(line.substr(4))), '\t');
         if (!f.empty()) {
-          r.uid = f[0];
           auto uid = base::parse_uint(f[0]);
-          struct passwd* pw = uid ? ::getpwuid(static_cast<uid_t>(*uid)) : nullptr;
-          if (pw) r.uid = pw->pw_name;
+          r.uid = uid ? base::user_name(static_cast<uint32_t>(*uid)) : f[0];
         }
       }
     }
