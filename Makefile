@@ -8,11 +8,12 @@ PREFIX ?= /usr/local
 
 # Debian packages zrun needs to build and test.
 DEPS := build-essential cmake ninja-build pkg-config libseccomp-dev libcap-dev \
-        nlohmann-json3-dev libcli11-dev libgtest-dev busybox-static clang-format
+        nlohmann-json3-dev libcli11-dev libgtest-dev busybox-static clang-format \
+        podman conmon catatonit containerd runc
 # Only for bench/ comparisons.
 BENCH_DEPS := runc crun hyperfine time
 
-.PHONY: all deps build demo test unit integration asan install bench format clean
+.PHONY: all deps build demo test unit integration e2e e2e-runc asan install bench format clean
 
 all: build
 
@@ -40,6 +41,14 @@ unit: build
 integration: build
 	ctest --test-dir $(BUILD) -L integration --output-on-failure
 
+# podman/conmon and containerd driving zrun end to end (exit 77: cannot run here).
+e2e: build
+	@bash tests/e2e/run.sh --runtime $(BUILD)/zrun; rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ]
+
+# The same scenarios with runc: keeps the suite itself honest.
+e2e-runc: deps
+	bash tests/e2e/run.sh --runtime /usr/bin/runc
+
 # The unit tests again under AddressSanitizer + UBSan.
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DZRUN_WERROR=ON -DZRUN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
@@ -48,6 +57,7 @@ asan: deps
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	$(MAKE) e2e
 	$(MAKE) asan
 
 install: build
