@@ -14,7 +14,6 @@ namespace zrun::rt {
 
 struct InitContext {
   const spec::Spec* spec = nullptr;
-  std::string bundle;       // cwd of the init: relative mount sources are bundle-relative
   int sync_fd = -1;         // child's end of the socketpair
   int fifo_fd = -1;         // O_PATH fd of <state>/exec.fifo; -1 for no start gate
   int console_fd = -1;      // connected --console-socket, when process.terminal

@@ -240,7 +240,6 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
 
   InitContext ctx;
   ctx.spec = &s;
-  ctx.bundle = bundle;
   ctx.no_pivot = opts.no_pivot;
   ctx.new_keyring = !opts.no_new_keyring;
   ctx.preserve_fds = opts.preserve_fds;
