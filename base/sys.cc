@@ -202,6 +202,24 @@ Result<std::vector<std::string>> list_dir(const std::string& path) {
   return out;
 }
 
+Result<std::vector<std::string>> list_subdirs(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return sys_error("opendir `" + path + "`");
+  std::vector<std::string> out;
+  while (auto* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    bool dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {
+      struct stat st {};
+      dir = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (dir) out.emplace_back(n);
+  }
+  ::closedir(d);
+  return out;
+}
+
 std::string clean_path(std::string_view path) {
   bool abs = !path.empty() && path.front() == '/';
   std::vector<std::string> parts;

@@ -37,6 +37,9 @@ Result<void> remove_tree(const std::string& path);
 bool path_exists(const std::string& path);
 bool is_dir(const std::string& path);
 Result<std::vector<std::string>> list_dir(const std::string& path);
+// Names of the subdirectories only, from readdir's d_type (no stat per entry; lstat only
+// where the filesystem reports DT_UNKNOWN).
+Result<std::vector<std::string>> list_subdirs(const std::string& path);
 
 // Absolute, lexically cleaned path ("a/../b" -> "b"; "//x/" -> "/x").
 std::string clean_path(std::string_view path);

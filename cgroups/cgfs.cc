@@ -68,12 +68,9 @@ base::Result<void> collect_procs(const std::string& dir, std::vector<pid_t>& out
     auto v = base::parse_int(line);
     if (v) out.push_back(static_cast<pid_t>(*v));
   }
-  auto names = base::list_dir(dir);
+  auto names = base::list_subdirs(dir);
   if (!names) return depth > 0 ? base::ok() : base::Result<void>(std::move(names).error());
-  for (auto& n : *names) {
-    std::string sub = base::join_path(dir, n);
-    if (base::is_dir(sub)) ZRUN_TRY(collect_procs(sub, out, depth + 1));
-  }
+  for (auto& n : *names) ZRUN_TRY(collect_procs(base::join_path(dir, n), out, depth + 1));
   return base::ok();
 }
 

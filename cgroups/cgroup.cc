@@ -379,12 +379,10 @@ void clear_fake_files(const std::string& dir) {
 // its cgroup namespace): all of them are the container's.
 Result<void> remove_children(const std::string& dir, int depth) {
   if (depth > 64) return base::make_error("remove `" + dir + "`: cgroup tree too deep");
-  auto names = base::list_dir(dir);
+  auto names = base::list_subdirs(dir);
   if (!names) return names.error().err == ENOENT ? base::ok() : Result<void>(names.error());
   for (auto& n : *names) {
     std::string sub = base::join_path(dir, n);
-    struct stat st {};
-    if (::lstat(sub.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) continue;
     ZRUN_TRY(remove_children(sub, depth + 1));
     clear_fake_files(sub);
     if (::rmdir(sub.c_str()) < 0 && errno != ENOENT) return base::sys_error("rmdir `" + sub + "`");
@@ -410,10 +408,16 @@ Result<void> CgroupImpl::remove_dir(const std::string& dir, bool leaf) {
   // EBUSY while exiting tasks are still being released by the kernel: retry ~1 s.
   auto deadline = Clock::now() + std::chrono::milliseconds(1000);
   for (unsigned delay = 1;; delay = std::min(delay * 2, 50u)) {
-    ZRUN_TRY(remove_children(dir, 0));
-    clear_fake_files(dir);
+    // Usually the leaf is empty: one rmdir. Sub-cgroups (EBUSY on cgroupfs) or a fake
+    // tree's files (ENOTEMPTY) are cleared only when it fails.
     if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return base::ok();
     int e = errno;
+    if (e == EBUSY || e == ENOTEMPTY) {
+      ZRUN_TRY(remove_children(dir, 0));
+      clear_fake_files(dir);
+      if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return base::ok();
+      e = errno;
+    }
     if (e != EBUSY || Clock::now() >= deadline) return base::sys_error("rmdir `" + dir + "`", e);
     base::sleep_ms(delay);
   }

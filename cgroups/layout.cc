@@ -78,9 +78,24 @@ base::Result<Layout> detect_layout_from(std::string_view mountinfo, const std::s
   // Prefer mounts of a hierarchy's root ("/"): a bind mount of a subtree would shift
   // every path.
   std::map<std::string, bool> v1_is_root;
-  for (auto& line : base::split(mountinfo, '\n')) {
-    auto m = parse_mount_line(line);
-    if (!m) continue;
+  std::vector<MountLine> mounts;
+  for (auto& line : base::split(mountinfo, '\n'))
+    if (auto m = parse_mount_line(line)) mounts.push_back(std::move(*m));
+  // A later mount at the same place or above hides a cgroup mount (e.g. a tmpfs over
+  // /sys/fs/cgroup/unified in a private mount namespace): mountinfo is in mount order.
+  auto hidden = [&](size_t i) {
+    const std::string& mp = mounts[i].mount_point;
+    for (size_t j = i + 1; j < mounts.size(); ++j) {
+      const std::string& up = mounts[j].mount_point;
+      if (mp == up || (mp.size() > up.size() && mp.compare(0, up.size(), up) == 0 &&
+                       (up == "/" || mp[up.size()] == '/')))
+        return true;
+    }
+    return false;
+  };
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    if (hidden(i)) continue;
+    const MountLine* m = &mounts[i];
     if (m->fstype == "cgroup2") {
       if (base::clean_path(m->mount_point) == root) {
         unified_at_root = true;

@@ -173,7 +173,7 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
     (void)base::wait_pid(out.pid);
     return e;
   };
-  if (cg) {
+  if (cg && cgfd < 0) {  // born in its cgroup on v2: a join would only wait for RCU
     auto r = cg->add_pid(out.pid);
     if (!r) return fail(base::context(std::move(r).error(), "join cgroup"));
   }

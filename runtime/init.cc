@@ -116,6 +116,9 @@ Result<std::string> init_steps(const InitContext& ctx, std::string* hooks_state)
   ZRUN_TRY(iso::apply_rlimits(proc.rlimits));
   if (proc.terminal) ZRUN_TRY_CTX(iso::setup_console(ctx.console_fd, proc.console_size), "console");
   auto exe = ZRUN_TRY(iso::find_executable(proc.args[0], ctx.env, proc.cwd));
+  // Nothing may run in the container before it is in its cgroup (see kGoJoinLater); and
+  // wait before a seccomp filter could forbid recv.
+  if (go.hdr.flags & kGoJoinLater) ZRUN_TRY(sync_expect(ctx.sync_fd, SyncType::kCgroupJoined));
   // Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: install before caps drop (runc).
   if (ctx.seccomp && !proc.no_new_privileges)
     ZRUN_TRY(iso::apply_seccomp(*ctx.seccomp, ctx.seccomp_listener_fd, *hooks_state));

@@ -304,22 +304,32 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
     ZRUN_TRY(sync_expect(sock, SyncType::kUserNsReady));
     ZRUN_TRY(iso::write_id_maps(rec.pid, s.linux_->uid_mappings, s.linux_->gid_mappings));
   }
-  ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
+  // Born in its cgroup (CLONE_INTO_CGROUP), the child needs no join: a write to
+  // cgroup.procs, even of the same cgroup, takes cgroup_threadgroup_rwsem for writing and
+  // waits for an RCU grace period (~8 ms here). On v1 that wait is unavoidable, so the
+  // child sets up its rootfs meanwhile — unless something it does before kReady must
+  // already be in the cgroup: the cgroup namespace root, createContainer hook processes.
+  bool need_join = cgroup->clone_into_fd() < 0;
+  bool join_later = need_join && !ctx.new_cgroup_ns_late && s.hooks.create_container.empty();
+  if (need_join && !join_later) ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
   if (s.process->oom_score_adj)
     ZRUN_TRY(base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj",
                               std::to_string(*s.process->oom_score_adj), O_WRONLY));
   bool parent_hooks = !s.hooks.prestart.empty() || !s.hooks.create_runtime.empty();
   std::string creating = hook_state(rec, "creating");
-  ZRUN_TRY(sync_send(sock, SyncType::kGo, parent_hooks ? kGoRunHooks : 0, 0, creating));
+  uint32_t go_flags = (parent_hooks ? kGoRunHooks : 0) | (join_later ? kGoJoinLater : 0);
+  ZRUN_TRY(sync_send(sock, SyncType::kGo, go_flags, 0, creating));
+  if (join_later) ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
+  ZRUN_TRY(base::write_file(dir + "/config.json", config_text, 0, 0600));
   if (parent_hooks) {
     ZRUN_TRY(sync_expect(sock, SyncType::kMountsDone));
     ZRUN_TRY(run_hooks(s.hooks.prestart, creating, "prestart"));
     ZRUN_TRY(run_hooks(s.hooks.create_runtime, creating, "createRuntime"));
     ZRUN_TRY(sync_send(sock, SyncType::kHooksDone));
   }
+  if (join_later) ZRUN_TRY(sync_send(sock, SyncType::kCgroupJoined));
   ZRUN_TRY(sync_expect(sock, SyncType::kReady));
 
-  ZRUN_TRY(base::write_file(dir + "/config.json", config_text, 0, 0600));
   ZRUN_TRY(store.write(rec));
   if (!pid_file.empty()) ZRUN_TRY_CTX(write_pid_file(pid_file, rec.pid), "pid file");
   rb.dismiss();

@@ -6,12 +6,14 @@
 //                                             join/unshare the rest; new user ns ->
 //                  <------------------------  kUserNsReady (only with a new user ns)
 //   write uid_map/gid_map
-//   join v1 cgroups, oom_score_adj
-//   kGo{run_hooks} ----------------------->   hostname, prepare_rootfs (mounts, /dev)
+//   join v1 cgroups*, oom_score_adj
+//   kGo{run_hooks, join_later} ------------>  hostname, prepare_rootfs (mounts, /dev)
+//   (join v1 cgroups, if join_later)
 //                  <------------------------  kMountsDone (only when run_hooks)
 //   prestart + createRuntime hooks
 //   kHooksDone ---------------------------->  createContainer hooks, pivot_root, masked
 //                                             paths, sysctl, rlimits, console, identity
+//   kCgroupJoined (only with join_later) -->  (waited for here)
 //                  <------------------------  kReady   (or kError{step, errno, text})
 //   write state.json + pid file, exit         block on exec.fifo until `start`
 //
@@ -32,6 +34,7 @@ enum class SyncType : uint32_t {
   kHooksDone = 4,
   kReady = 5,
   kError = 6,
+  kCgroupJoined = 7,
 };
 
 struct SyncHeader {
@@ -42,6 +45,9 @@ struct SyncHeader {
 };
 
 constexpr uint32_t kGoRunHooks = 1;
+// The parent joins the v1 cgroups after kGo, while the child sets up its rootfs; it
+// sends kCgroupJoined (after kHooksDone, if any) and the child waits for it before kReady.
+constexpr uint32_t kGoJoinLater = 2;
 constexpr size_t kSyncMaxMessage = 4096;
 
 struct SyncMessage {
