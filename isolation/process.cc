@@ -122,7 +122,7 @@ base::Result<void> raise_ambient(const std::vector<int>& ambient) {
     if (::cap_set_ambient(static_cast<cap_value_t>(c), CAP_SET) < 0) {
       if (errno != EPERM) return base::sys_error("raise ambient capability `" + cap_label(c) + "`");
       base::log_debug("cannot raise ambient capability `" + cap_label(c) +
-                     "`: not in the inheritable set");
+                      "`: not in the inheritable set");
     }
   return base::ok();
 }
@@ -190,6 +190,11 @@ base::Result<std::string> find_executable(const std::string& arg0,
 base::Result<void> finalize_identity(const spec::Process& process) {
   static const spec::Capabilities kNoCaps;
   const spec::Capabilities& caps = process.capabilities ? *process.capabilities : kNoCaps;
+  // Until execve this process runs the runtime binary. Once its capabilities are no more
+  // than the container's, a container process (an `exec`, while the init waits for
+  // `start`) could open /proc/PID/exe and, after the runtime exits, reopen it for writing
+  // (CVE-2019-5736). Non-dumpable makes /proc/PID/exe need CAP_SYS_PTRACE; execve resets it.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return base::sys_error("prctl PR_SET_DUMPABLE");
   ZRUN_TRY(drop_bounding(caps.bounding));
   // Keep the permitted set across the uid change; it is trimmed to the spec below.
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return base::sys_error("prctl PR_SET_KEEPCAPS");

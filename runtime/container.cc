@@ -170,7 +170,7 @@ Result<void> Container::start() {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
   }
   ::unlink(fifo_path.c_str());
-  auto s = spec();
+  auto s = rec_.poststart_hooks ? spec() : Result<spec::Spec>(base::make_error("no hooks"));
   if (s && !s->hooks.poststart.empty()) {
     std::string state = state_json();
     // poststart failures only warn (runtime.md).
@@ -211,7 +211,7 @@ Result<void> Container::remove(bool force) {
   }
   auto* cg = ZRUN_TRY(cgroup());
   if (cg) ZRUN_TRY_CTX(cg->destroy(), "delete `" + rec_.id + "`: remove cgroup");
-  auto s = spec();
+  auto s = rec_.poststop_hooks ? spec() : Result<spec::Spec>(base::make_error("no hooks"));
   if (s && !s->hooks.poststop.empty()) {
     std::string state = state_json();
     if (auto r = run_hooks(s->hooks.poststop, state, "poststop"); !r)

@@ -15,6 +15,7 @@
 
 #include "base/sys.h"
 #include "isolation/console.h"
+#include "isolation/lsm.h"
 #include "isolation/process.h"
 #include "isolation/seccomp.h"
 #include "runtime/sync_protocol.h"
@@ -106,6 +107,7 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
   if (st == Status::kPaused && !opts.ignore_paused)
     return base::make_error("cannot exec in a paused container (use --ignore-paused)");
   if (opts.process.args.empty()) return base::make_error("exec: no command given");
+  ZRUN_TRY(iso::check_lsm(opts.process));
   auto s = ZRUN_TRY(ct.spec());
   auto pidfd = ZRUN_TRY(init_pidfd(ct.record()));
   auto* cg = ZRUN_TRY(ct.cgroup());

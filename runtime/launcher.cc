@@ -20,6 +20,7 @@
 #include "base/scope_exit.h"
 #include "base/sys.h"
 #include "isolation/console.h"
+#include "isolation/lsm.h"
 #include "isolation/namespaces.h"
 #include "isolation/seccomp.h"
 #include "runtime/container.h"
@@ -208,6 +209,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
     return base::make_error("process.terminal is true: --console-socket is required");
   if (!s.process->terminal && !opts.console_socket.empty())
     return base::make_error("--console-socket given but process.terminal is false");
+  ZRUN_TRY(iso::check_lsm(s));
 
   // Like runc, work from the bundle directory (hooks run there); paths the caller gave
   // relative to its cwd are made absolute first.
@@ -226,6 +228,8 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   rec.created = rfc3339_now();
   rec.owner_uid = ::geteuid();
   rec.annotations = s.annotations;
+  rec.poststart_hooks = !s.hooks.poststart.empty();
+  rec.poststop_hooks = !s.hooks.poststop.empty();
 
   // The cgroup exists before the child so it is born (v2) or put (v1) in it.
   if (opts.systemd_cgroup)

@@ -91,6 +91,8 @@ Result<ContainerRecord> StateStore::read(const std::string& id) const {
     r.pid_start_time = j.value("pidStartTime", uint64_t{0});
     r.annotations = j.value("annotations", std::map<std::string, std::string>{});
     r.cgroup = j.contains("cgroup") ? j["cgroup"].dump() : "";
+    r.poststart_hooks = j.value("poststartHooks", false);
+    r.poststop_hooks = j.value("poststopHooks", false);
     return r;
   } catch (const std::exception& e) {
     return base::make_error("read `" + path + "`: " + e.what());
@@ -106,7 +108,9 @@ Result<void> StateStore::write(const ContainerRecord& r) const {
             {"owner", r.owner_uid},
             {"pid", r.pid},
             {"pidStartTime", r.pid_start_time},
-            {"annotations", r.annotations}};
+            {"annotations", r.annotations},
+            {"poststartHooks", r.poststart_hooks},
+            {"poststopHooks", r.poststop_hooks}};
   if (!r.cgroup.empty()) j["cgroup"] = json::parse(r.cgroup, nullptr, false);
   return base::write_file_atomic(dir(r.id) + "/state.json", j.dump());
 }

@@ -27,6 +27,10 @@ struct ContainerRecord {
   uint64_t pid_start_time = 0;  // /proc/PID/stat starttime, guards against PID reuse
   std::map<std::string, std::string> annotations;
   std::string cgroup;  // cg::Cgroup::to_json(), empty when no cgroup
+  // Whether the saved config has poststart/poststop hooks: start and delete parse the
+  // saved config.json only then (they are on the hot path of `run`).
+  bool poststart_hooks = false;
+  bool poststop_hooks = false;
 };
 
 // Valid container ids: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 1024 bytes, never "." / "..".

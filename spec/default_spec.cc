@@ -45,7 +45,9 @@ OJson mounts(bool rootless) {
   OJson sys = rootless ? mount("/sys", "none", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro"})
                        : mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"});
   return {
-      mount("/proc", "proc", "proc", {}),
+      // Unlike runc's template, /proc gets nosuid,noexec,nodev (as Docker's): nothing in it
+      // should ever be executed or be a device.
+      mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
       mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
       devpts,
       mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}),

@@ -1,5 +1,7 @@
 // `zrun spec` template: parses with our own parser and matches runc's shape.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -68,6 +70,21 @@ TEST(SpecDefault, ParsesAndMatchesRunc) {
   EXPECT_EQ(s.linux_->masked_paths.front(), "/proc/acpi");
   EXPECT_EQ(s.linux_->readonly_paths.size(), 5u);
   EXPECT_TRUE(s.linux_->uid_mappings.empty());
+}
+
+// Issue 3: /proc and /sys are nosuid,nodev,noexec in the default spec.
+TEST(SpecDefault, ProcAndSysAreNosuidNodevNoexec) {
+  auto r = parse_config(default_spec_json(false), "/b");
+  ASSERT_TRUE(r.ok()) << r.error().text();
+  for (const char* dest : {"/proc", "/sys"}) {
+    const Mount* m = nullptr;
+    for (auto& x : r->mounts)
+      if (x.destination == dest) m = &x;
+    ASSERT_NE(m, nullptr) << dest;
+    for (const char* o : {"nosuid", "nodev", "noexec"})
+      EXPECT_NE(std::find(m->options.begin(), m->options.end(), o), m->options.end())
+          << dest << " " << o;
+  }
 }
 
 TEST(SpecDefault, SeccompProfile) {
