@@ -90,7 +90,8 @@ Result<void> write_file(const std::string& path, std::string_view data, int flag
   return ok();
 }
 
-Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode,
+                               bool durable) {
   std::string tmp = path + ".tmp";
   {
     auto fd = ZRUN_TRY(open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
@@ -99,7 +100,7 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, m
       ::unlink(tmp.c_str());
       return sys_error("write `" + tmp + "`", r.error().err);
     }
-    if (::fsync(fd.get()) < 0) {
+    if (durable && ::fsync(fd.get()) < 0) {
       int e = errno;
       ::unlink(tmp.c_str());
       return sys_error("fsync `" + tmp + "`", e);
@@ -110,8 +111,10 @@ Result<void> write_file_atomic(const std::string& path, std::string_view data, m
     ::unlink(tmp.c_str());
     return sys_error("rename `" + tmp + "`", e);
   }
-  auto dfd = open_file(dirname(path), O_RDONLY | O_DIRECTORY);
-  if (dfd) ::fsync(dfd->get());
+  if (durable) {
+    auto dfd = open_file(dirname(path), O_RDONLY | O_DIRECTORY);
+    if (dfd) ::fsync(dfd->get());
+  }
   return ok();
 }
 

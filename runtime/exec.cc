@@ -183,7 +183,8 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
   if (auto r = sync_expect(parent_sock.get(), SyncType::kReady); !r)
     return fail(std::move(r).error());
   if (!opts.pid_file.empty()) {
-    auto r = base::write_file_atomic(opts.pid_file, std::to_string(out.pid), 0644);
+    auto r = base::write_file_atomic(opts.pid_file, std::to_string(out.pid), 0644,
+                                     /*durable=*/false);
     if (!r) return fail(base::context(std::move(r).error(), "pid file"));
   }
   return out;

@@ -185,7 +185,7 @@ std::string absolute(const std::string& path) {
 
 Result<void> write_pid_file(const std::string& path, pid_t pid) {
   // Written atomically: engines read it as soon as it appears.
-  return base::write_file_atomic(path, std::to_string(pid), 0644);
+  return base::write_file_atomic(path, std::to_string(pid), 0644, /*durable=*/false);
 }
 
 }  // namespace
