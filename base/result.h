@@ -23,7 +23,7 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  Result(T v) : v_(std::move(v)) {}      // NOLINT(google-explicit-constructor)
   Result(Error e) : v_(std::move(e)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -77,18 +77,17 @@ inline Error context(Error e, std::string_view ctx) {
 }  // namespace zrun::base
 
 // Propagate an error, otherwise yield the value (GNU statement expression; GCC and clang).
-#define ZRUN_TRY(expr)                                                    \
-  ({                                                                      \
-    auto zrun_try_r_ = (expr);                                            \
-    if (!zrun_try_r_.ok()) return std::move(zrun_try_r_).error();         \
-    std::move(zrun_try_r_).value();                                       \
+#define ZRUN_TRY(expr)                                            \
+  ({                                                              \
+    auto zrun_try_r_ = (expr);                                    \
+    if (!zrun_try_r_.ok()) return std::move(zrun_try_r_).error(); \
+    std::move(zrun_try_r_).value();                               \
   })
 
 // Same, with context prepended to the error message.
-#define ZRUN_TRY_CTX(expr, ctx)                                                        \
-  ({                                                                                   \
-    auto zrun_try_r_ = (expr);                                                         \
-    if (!zrun_try_r_.ok()) return ::zrun::base::context(std::move(zrun_try_r_).error(), \
-                                                        (ctx));                        \
-    std::move(zrun_try_r_).value();                                                    \
+#define ZRUN_TRY_CTX(expr, ctx)                                                                 \
+  ({                                                                                            \
+    auto zrun_try_r_ = (expr);                                                                  \
+    if (!zrun_try_r_.ok()) return ::zrun::base::context(std::move(zrun_try_r_).error(), (ctx)); \
+    std::move(zrun_try_r_).value();                                                             \
   })

@@ -48,8 +48,8 @@ Result<UniqueFd> open_in_root(int rootfd, const std::string& path, int flags, mo
   std::string rel = path;
   while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
   if (rel.empty()) rel = ".";
-  long fd = retry_eintr(
-      [&] { return ::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof(how)); });
+  long fd =
+      retry_eintr([&] { return ::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof(how)); });
   if (fd < 0) return sys_error("open `" + path + "` in root");
   return UniqueFd(static_cast<int>(fd));
 }
@@ -327,8 +327,8 @@ void sleep_ms(unsigned ms) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '\t' ||
-                        s.front() == '\r'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\n' || s.front() == '\t' || s.front() == '\r'))
     s.remove_prefix(1);
   while (!s.empty() &&
          (s.back() == ' ' || s.back() == '\n' || s.back() == '\t' || s.back() == '\r'))

@@ -29,8 +29,8 @@ Result<void> write_file(const std::string& path, std::string_view data, int flag
 Result<void> write_all(int fd, std::string_view data);
 // Write to a temp file, rename over `path`: readers see the old or the new content, never
 // a torn one. With `durable`, also fsync the file before and the directory after.
-Result<void> write_file_atomic(const std::string& path, std::string_view data,
-                               mode_t mode = 0600, bool durable = true);
+Result<void> write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0600,
+                               bool durable = true);
 
 Result<void> mkdir_p(const std::string& path, mode_t mode = 0755);
 // Remove a directory tree (does not cross mount points: refuses to recurse into them).

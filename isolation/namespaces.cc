@@ -14,14 +14,15 @@ namespace zrun::iso {
 using base::Result;
 
 Result<base::UniqueFd> open_namespace(const std::string& path, spec::NsType t) {
-  auto fd = ZRUN_TRY_CTX(base::open_file(path, O_RDONLY), std::string("join ") + spec::ns_type_name(t) + " namespace");
+  auto fd = ZRUN_TRY_CTX(base::open_file(path, O_RDONLY),
+                         std::string("join ") + spec::ns_type_name(t) + " namespace");
   int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
   if (type < 0)
     return base::sys_error(std::string("join ") + spec::ns_type_name(t) + " namespace: `" + path +
                            "` is not a namespace");
   if (type != spec::ns_clone_flag(t))
-    return base::make_error(std::string("join ") + spec::ns_type_name(t) + " namespace: `" +
-                            path + "` is a namespace of another type");
+    return base::make_error(std::string("join ") + spec::ns_type_name(t) + " namespace: `" + path +
+                            "` is a namespace of another type");
   return fd;
 }
 

@@ -89,8 +89,7 @@ Result<void> signal_init(const ContainerRecord& rec, int sig) {
   return base::ok();
 }
 
-Result<Container> Container::open(const StateStore& store, const std::string& id,
-                                  bool exclusive) {
+Result<Container> Container::open(const StateStore& store, const std::string& id, bool exclusive) {
   Container c;
   c.store_ = &store;
   c.lock_ = ZRUN_TRY(store.lock(id, exclusive));
@@ -182,8 +181,7 @@ Result<void> Container::start() {
 
 Result<void> Container::kill(int sig, bool all) {
   Status st = status();
-  if (st == Status::kStopped)
-    return base::make_error("container `" + rec_.id + "` is not running");
+  if (st == Status::kStopped) return base::make_error("container `" + rec_.id + "` is not running");
   if (all) {
     auto* cg = ZRUN_TRY(cgroup());
     if (cg) return cg->kill_all(sig);

@@ -29,8 +29,8 @@ using base::UniqueFd;
 
 struct ExecChild {
   const spec::Process* process = nullptr;
-  int pidfd = -1;         // the container init
-  int ns_flags = 0;       // namespaces to join (pid excluded: joined by the parent)
+  int pidfd = -1;    // the container init
+  int ns_flags = 0;  // namespaces to join (pid excluded: joined by the parent)
   int sync_fd = -1;
   int console_fd = -1;
   int preserve_fds = 0;

@@ -13,9 +13,9 @@
 namespace zrun::rt {
 
 struct ExecOptions {
-  spec::Process process;     // fully resolved
+  spec::Process process;  // fully resolved
   std::string console_socket;
-  int console_fd = -1;       // instead of console_socket (foreground tty proxy)
+  int console_fd = -1;  // instead of console_socket (foreground tty proxy)
   std::string pid_file;
   int preserve_fds = 0;
   bool ignore_paused = false;

@@ -109,8 +109,8 @@ Result<void> check_sysctls(const spec::Linux& lx) {
     auto* n = lx.ns(t);
     return n && n->path.empty();
   };
-  static const char* kIpc[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
-                               "kernel.sem",    "kernel.shmall", "kernel.shmmax",
+  static const char* kIpc[] = {"kernel.msgmax", "kernel.msgmnb",         "kernel.msgmni",
+                               "kernel.sem",    "kernel.shmall",         "kernel.shmmax",
                                "kernel.shmmni", "kernel.shm_rmid_forced"};
   for (auto& [key, value] : lx.sysctl) {
     bool ok = false;

@@ -75,7 +75,8 @@ Result<ContainerRecord> StateStore::read(const std::string& id) const {
   std::string path = dir(id) + "/state.json";
   auto text = base::read_file(path);
   if (!text) {
-    if (text.error().err == ENOENT) return base::make_error("container `" + id + "` does not exist");
+    if (text.error().err == ENOENT)
+      return base::make_error("container `" + id + "` does not exist");
     return std::move(text).error();
   }
   try {

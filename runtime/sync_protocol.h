@@ -39,8 +39,8 @@ enum class SyncType : uint32_t {
 
 struct SyncHeader {
   SyncType type;
-  int32_t err;      // errno for kError
-  uint32_t flags;   // kGo: kGoRunHooks
+  int32_t err;     // errno for kError
+  uint32_t flags;  // kGo: kGoRunHooks
   uint32_t reserved;
 };
 

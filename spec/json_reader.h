@@ -178,8 +178,7 @@ base::Result<void> get_objects(const Json& obj, const char* key, const std::stri
 // .linux (spec/parse_linux.cc).
 base::Result<void> parse_linux(const Json& j, const std::string& path, Linux& out);
 // A linux.resources object on its own (zrun update -r).
-base::Result<void> parse_resources_object(const Json& j, const std::string& path,
-                                          Resources& out);
+base::Result<void> parse_resources_object(const Json& j, const std::string& path, Resources& out);
 // A process object on its own (zrun exec --process); spec/parse.cc.
 base::Result<void> parse_process_object(const Json& j, const std::string& path, Process& out);
 

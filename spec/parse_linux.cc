@@ -300,8 +300,7 @@ base::Result<void> validate(const std::string& path, const Linux& lx) {
 
 }  // namespace
 
-base::Result<void> parse_resources_object(const Json& j, const std::string& path,
-                                          Resources& out) {
+base::Result<void> parse_resources_object(const Json& j, const std::string& path, Resources& out) {
   return parse_resources(j, path, out);
 }
 

@@ -69,9 +69,9 @@ Result<spec::Process> resolve_process(const ExecFlags& f, const spec::Spec& s) {
     if (!p.capabilities) p.capabilities = spec::Capabilities{};
     for (auto& name : f.caps) {
       int cap = ZRUN_TRY(spec::parse_capability(name));
-      for (auto* set : {&p.capabilities->bounding, &p.capabilities->effective,
-                        &p.capabilities->permitted, &p.capabilities->ambient,
-                        &p.capabilities->inheritable})
+      for (auto* set :
+           {&p.capabilities->bounding, &p.capabilities->effective, &p.capabilities->permitted,
+            &p.capabilities->ambient, &p.capabilities->inheritable})
         set->push_back(cap);
     }
   }
@@ -87,7 +87,8 @@ ZRUN_COMMAND("exec", 35, [](CLI::App& app, const GlobalOptions& g) -> Action {
   c->add_flag("-d,--detach", f->detach, "return once the process has started");
   c->add_option("--pid-file", f->pid_file, "write the process's host PID here");
   c->add_option("--cwd", f->cwd, "working directory inside the container");
-  c->add_option("-e,--env", f->env, "set an environment variable KEY=VALUE")->allow_extra_args(false);
+  c->add_option("-e,--env", f->env, "set an environment variable KEY=VALUE")
+      ->allow_extra_args(false);
   c->add_option("-u,--user", f->user, "UID[:GID] to run as");
   c->add_option("-g,--additional-gids", f->additional_gids, "additional group ids")
       ->allow_extra_args(false);

@@ -11,7 +11,6 @@ namespace {
 
 using base::Result;
 
-
 ZRUN_COMMAND("list", 70, [](CLI::App& app, const GlobalOptions& g) -> Action {
   auto* c = app.add_subcommand("list", "list containers");
   auto format = std::make_shared<std::string>("table");

@@ -14,7 +14,7 @@ namespace zrun::cli {
 // Flags every command sees (runc's global flags).
 struct GlobalOptions {
   std::string root = "/run/zrun";
-  std::string log;         // --log PATH
+  std::string log;  // --log PATH
   std::string log_format = "text";
   bool debug = false;
   bool systemd_cgroup = false;
@@ -50,6 +50,6 @@ struct CommandRegistrar {
 #define ZRUN_COMMAND_CAT2(a, b) a##b
 #define ZRUN_COMMAND_CAT(a, b) ZRUN_COMMAND_CAT2(a, b)
 // ZRUN_COMMAND("name", order, [](CLI::App& app, const GlobalOptions& g) -> Action {...});
-#define ZRUN_COMMAND(name, order, ...)                                                    \
+#define ZRUN_COMMAND(name, order, ...)                                                        \
   static ::zrun::cli::CommandRegistrar ZRUN_COMMAND_CAT(zrun_cmd_reg_, __LINE__)(name, order, \
-                                                                             __VA_ARGS__)
+                                                                                 __VA_ARGS__)

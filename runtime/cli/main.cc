@@ -44,8 +44,7 @@ int run_main(int argc, char** argv) {
     const char* xdg = ::getenv("XDG_RUNTIME_DIR");
     if (xdg && *xdg) g.root = std::string(xdg) + "/zrun";
   }
-  app.add_option("--root", g.root, "directory for container state (tmpfs)")
-      ->capture_default_str();
+  app.add_option("--root", g.root, "directory for container state (tmpfs)")->capture_default_str();
   app.add_option("--log", g.log, "log file (default: stderr)");
   app.add_option("--log-format", g.log_format, "log format: text or json")
       ->check(CLI::IsMember({"text", "json"}))

@@ -88,7 +88,9 @@ Result<int> relay_loop(const rt::Created& c, int master) {
       // Drain what the container wrote last before reporting its exit.
       if (master >= 0)
         while (true) {
-          struct pollfd d {master, POLLIN, 0};
+          struct pollfd d {
+            master, POLLIN, 0
+          };
           if (::poll(&d, 1, 0) <= 0 || !(d.revents & POLLIN) || !pump(master, 1)) break;
         }
       break;

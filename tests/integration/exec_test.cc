@@ -28,8 +28,8 @@ TEST_F(ExecTest, JoinsNamespacesOfTheContainer) {
   ASSERT_EQ(r.code, 0) << r;
   auto kv = parse_kv(r.out);
   for (const char* ns : {"pid", "mnt", "net", "ipc", "uts", "cgroup"})
-    EXPECT_EQ(kv[std::string("ns.") + ns], std::to_string(pid_ns_inode(init, ns)))
-        << ns << "\n" << r.out;
+    EXPECT_EQ(kv[std::string("ns.") + ns], std::to_string(pid_ns_inode(init, ns))) << ns << "\n"
+                                                                                   << r.out;
   auto h = rt.exec({"exec", id, "/bin/hostname"});
   EXPECT_EQ(h.out, "zrun-test\n");
   // Its PID inside the container's namespace is not 1 (the init is).
@@ -57,8 +57,8 @@ TEST_F(ExecTest, ExitCodeAndErrors) {
 TEST_F(ExecTest, UserEnvCwdAndCaps) {
   Bundle b(rt);
   std::string id = start_sleeper(b);
-  auto r = rt.exec({"exec", "-u", "1000:1001", "--cwd", "/tmp", "-e", "ZT=42", id,
-                    "/bin/sh", "-c", "/bin/zrun-probe id; /bin/zrun-probe cwd; echo ZT=$ZT"});
+  auto r = rt.exec({"exec", "-u", "1000:1001", "--cwd", "/tmp", "-e", "ZT=42", id, "/bin/sh", "-c",
+                    "/bin/zrun-probe id; /bin/zrun-probe cwd; echo ZT=$ZT"});
   ASSERT_EQ(r.code, 0) << r;
   auto kv = parse_kv(r.out);
   EXPECT_EQ(kv["uid"], "1000");
@@ -66,7 +66,8 @@ TEST_F(ExecTest, UserEnvCwdAndCaps) {
   EXPECT_EQ(kv["cwd"], "/tmp");
   EXPECT_EQ(kv["ZT"], "42");
   // --cap adds to the process's sets: CAP_SYS_ADMIN (bit 21) is not in the default spec.
-  auto caps = parse_kv(rt.exec({"exec", "--cap", "CAP_SYS_ADMIN", id, "/bin/zrun-probe", "caps"}).out);
+  auto caps =
+      parse_kv(rt.exec({"exec", "--cap", "CAP_SYS_ADMIN", id, "/bin/zrun-probe", "caps"}).out);
   auto plain = parse_kv(rt.exec({"exec", id, "/bin/zrun-probe", "caps"}).out);
   EXPECT_NE(caps["CapEff"], plain["CapEff"]);
   EXPECT_EQ(std::stoull(caps["CapEff"], nullptr, 16) & (1ULL << 21), 1ULL << 21);

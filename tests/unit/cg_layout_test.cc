@@ -51,15 +51,15 @@ TEST(CgDetect, Hybrid) {
 
 // The bench's crun workaround: a tmpfs over the cgroup2 mount turns hybrid into legacy.
 TEST(CgDetect, HiddenMountIsIgnored) {
-  std::string mi = std::string(kHybrid) +
-                   "99 23 0:99 / /sys/fs/cgroup/unified rw,relatime - tmpfs none rw\n";
+  std::string mi =
+      std::string(kHybrid) + "99 23 0:99 / /sys/fs/cgroup/unified rw,relatime - tmpfs none rw\n";
   auto l = detect_layout_from(mi);
   ASSERT_TRUE(l.ok()) << l.error().text();
   EXPECT_EQ(l->mode, Mode::kLegacy);
   EXPECT_TRUE(l->unified.empty());
   // Covering /sys/fs/cgroup itself hides every hierarchy.
-  auto none = detect_layout_from(std::string(kHybrid) +
-                                 "99 23 0:99 / /sys/fs/cgroup rw - tmpfs none rw\n");
+  auto none =
+      detect_layout_from(std::string(kHybrid) + "99 23 0:99 / /sys/fs/cgroup rw - tmpfs none rw\n");
   EXPECT_FALSE(none.ok());
 }
 

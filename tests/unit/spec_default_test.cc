@@ -1,9 +1,8 @@
 // `zrun spec` template: parses with our own parser and matches runc's shape.
 #include <gtest/gtest.h>
-
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "spec/config.h"
