@@ -192,35 +192,34 @@ bool is_dir(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-Result<std::vector<std::string>> list_dir(const std::string& path) {
+namespace {
+
+// The names in `path` except "." and "..", filtered by keep(dir, entry).
+template <class Keep>
+Result<std::vector<std::string>> read_names(const std::string& path, Keep keep) {
   DIR* d = ::opendir(path.c_str());
   if (!d) return sys_error("opendir `" + path + "`");
   std::vector<std::string> out;
   while (auto* e = ::readdir(d)) {
     std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
-    out.emplace_back(n);
+    if (n != "." && n != ".." && keep(d, e)) out.emplace_back(n);
   }
   ::closedir(d);
   return out;
 }
 
+}  // namespace
+
+Result<std::vector<std::string>> list_dir(const std::string& path) {
+  return read_names(path, [](DIR*, struct dirent*) { return true; });
+}
+
 Result<std::vector<std::string>> list_subdirs(const std::string& path) {
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return sys_error("opendir `" + path + "`");
-  std::vector<std::string> out;
-  while (auto* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
-    bool dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
-      struct stat st {};
-      dir = ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-    }
-    if (dir) out.emplace_back(n);
-  }
-  ::closedir(d);
-  return out;
+  return read_names(path, [](DIR* d, struct dirent* e) {
+    if (e->d_type != DT_UNKNOWN) return e->d_type == DT_DIR;
+    struct stat st {};
+    return ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+  });
 }
 
 std::string clean_path(std::string_view path) {
