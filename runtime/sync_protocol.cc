@@ -19,7 +19,23 @@ Result<void> sync_send(int fd, SyncType type, uint32_t flags, int err, const std
   do {
     n = ::send(fd, buf, sizeof(h) + tlen, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return base::sys_error("sync: send");
+  if (n < 0) {
+    int e = errno;
+    // The peer failed and exited first: its kError is still queued for us and says why;
+    // that, not our EPIPE, is the error to report.
+    if (e == EPIPE || e == ECONNRESET) {
+      ssize_t r = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      SyncHeader peer{};
+      if (r >= static_cast<ssize_t>(sizeof(peer))) {
+        std::memcpy(&peer, buf, sizeof(peer));
+        if (peer.type == SyncType::kError)
+          return base::Error{std::string(buf + sizeof(peer), static_cast<size_t>(r) - sizeof(peer)),
+                             peer.err};
+      }
+      return base::make_error("container init exited unexpectedly");
+    }
+    return base::sys_error("sync: send", e);
+  }
   return base::ok();
 }
 
