@@ -323,7 +323,11 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   std::string creating = hook_state(rec, "creating");
   uint32_t go_flags = (parent_hooks ? kGoRunHooks : 0) | (join_later ? kGoJoinLater : 0);
   ZRUN_TRY(sync_send(sock, SyncType::kGo, go_flags, 0, creating));
-  if (join_later) ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
+  if (join_later) {
+    // The child runs meanwhile: if it failed and exited, its error explains ours (ESRCH).
+    if (auto r = cgroup->add_pid(rec.pid); !r)
+      return prefer_peer_error(sock, base::context(std::move(r).error(), "join cgroup"));
+  }
   ZRUN_TRY(base::write_file(dir + "/config.json", config_text, 0, 0600));
   if (parent_hooks) {
     ZRUN_TRY(sync_expect(sock, SyncType::kMountsDone));

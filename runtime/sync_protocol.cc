@@ -21,22 +21,26 @@ Result<void> sync_send(int fd, SyncType type, uint32_t flags, int err, const std
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     int e = errno;
-    // The peer failed and exited first: its kError is still queued for us and says why;
-    // that, not our EPIPE, is the error to report.
-    if (e == EPIPE || e == ECONNRESET) {
-      ssize_t r = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-      SyncHeader peer{};
-      if (r >= static_cast<ssize_t>(sizeof(peer))) {
-        std::memcpy(&peer, buf, sizeof(peer));
-        if (peer.type == SyncType::kError)
-          return base::Error{std::string(buf + sizeof(peer), static_cast<size_t>(r) - sizeof(peer)),
-                             peer.err};
-      }
-      return base::make_error("container init exited unexpectedly");
-    }
+    // The peer failed and exited first: its kError says why, not our EPIPE.
+    if (e == EPIPE || e == ECONNRESET)
+      return prefer_peer_error(fd, base::make_error("container init exited unexpectedly"));
     return base::sys_error("sync: send", e);
   }
   return base::ok();
+}
+
+base::Error prefer_peer_error(int fd, base::Error ours) {
+  char buf[kSyncMaxMessage];
+  ssize_t r;
+  do {
+    r = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  SyncHeader peer{};
+  if (r < static_cast<ssize_t>(sizeof(peer))) return ours;
+  std::memcpy(&peer, buf, sizeof(peer));
+  if (peer.type != SyncType::kError) return ours;
+  return base::Error{std::string(buf + sizeof(peer), static_cast<size_t>(r) - sizeof(peer)),
+                     peer.err};
 }
 
 Result<SyncMessage> sync_recv(int fd) {

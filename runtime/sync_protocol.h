@@ -57,6 +57,9 @@ struct SyncMessage {
 
 base::Result<void> sync_send(int fd, SyncType type, uint32_t flags = 0, int err = 0,
                              const std::string& text = {});
+// When our side of a step failed because the peer is gone, the peer's queued kError (if
+// any) is the real cause: return it, else `ours`. Never blocks.
+base::Error prefer_peer_error(int fd, base::Error ours);
 // Receive one message; EOF (peer closed/died) is an error "container init exited".
 base::Result<SyncMessage> sync_recv(int fd);
 // Receive and insist on `want`; a kError from the peer becomes this side's error.
