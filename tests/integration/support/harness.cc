@@ -301,6 +301,10 @@ RunResult run_command(const std::vector<std::string>& argv, const ExecOptions& o
   }
   ::setpgid(pid, pid);  // also from the parent, to win the race with a timeout kill
   ::close(in_pipe[0]);
+  // A command that exits without reading its stdin must not kill the test binary with
+  // SIGPIPE (its destructors clean up containers and cgroups).
+  static const bool sigpipe_ignored = (::signal(SIGPIPE, SIG_IGN), true);
+  (void)sigpipe_ignored;
   if (!opts.stdin_data.empty())
     (void)!::write(in_pipe[1], opts.stdin_data.data(), opts.stdin_data.size());
   ::close(in_pipe[1]);
