@@ -433,6 +433,11 @@ Result<void> CgroupImpl::destroy() {
     ZRUN_TRY_CTX(remove_dir(dir, leaf_set.count(dir) > 0), "destroy cgroup `" + path_ + "`");
     created_.pop_back();
   }
+  // zrun's default parent (/zrun, for paths /zrun/<id>) is created by whichever container
+  // came first and outlives it while others use it; the last container out removes it.
+  // Only that one directory name, only when empty (rmdir fails otherwise).
+  if (base::starts_with(path_, "/zrun/") && path_.find('/', 6) == std::string::npos)
+    for (auto& l : leaf_set) ::rmdir(base::dirname(l).c_str());
   return base::ok();
 }
 

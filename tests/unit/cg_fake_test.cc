@@ -431,6 +431,19 @@ TEST_F(FakeCgroupfs, DestroyRemovesOnlyWhatCreateMade) {
   EXPECT_TRUE(base::path_exists(root_ + "/cpu/cgroup.procs"));
 }
 
+// The default parent /zrun goes with the last container, whichever created it.
+TEST_F(FakeCgroupfs, LastContainerOutRemovesTheDefaultParent) {
+  make_tree(Mode::kHybrid);
+  auto first = Cgroup::create(config("/zrun/a"));  // creates /zrun
+  auto second = Cgroup::create(config("/zrun/b"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE((*first)->destroy().ok());
+  EXPECT_TRUE(base::path_exists(root_ + "/memory/zrun/b"));
+  ASSERT_TRUE((*second)->destroy().ok());
+  for (const char* h : {"memory", "cpu", "pids", "unified"})
+    EXPECT_FALSE(base::path_exists(root_ + "/" + h + "/zrun")) << h;
+}
+
 TEST_F(FakeCgroupfs, ExistingLeafIsRefusedAndNothingIsLeft) {
   make_tree(Mode::kHybrid);
   ASSERT_TRUE(base::mkdir_p(root_ + "/pids/zrun/c1").ok());
