@@ -141,8 +141,12 @@ long do_clone3(uint64_t flags, int cgroup_fd, int* pidfd) {
 
 std::vector<std::string> container_env(const spec::Process& p, int* preserve_fds) {
   std::vector<std::string> env = p.env;
-  // Socket activation: pass LISTEN_FDS through, as runc does (fds 3.. are preserved).
-  if (const char* lf = std::getenv("LISTEN_FDS")) {
+  // Socket activation: fds 3.. passed to *us* (LISTEN_PID is our pid, sd_listen_fds(3))
+  // go on to the container, as runc does.
+  const char* lp = std::getenv("LISTEN_PID");
+  const char* lf = std::getenv("LISTEN_FDS");
+  auto pid = base::parse_int(lp ? lp : "");
+  if (lf && pid && *pid == ::getpid()) {
     auto n = base::parse_int(lf);
     if (n && *n > 0) {
       *preserve_fds += static_cast<int>(*n);

@@ -184,5 +184,38 @@ TEST_F(ProcessTest, PreserveFds) {
   EXPECT_EQ(r.out, "through-fd-3");
 }
 
+// Socket activation: LISTEN_FDS in the runtime's environment, addressed to the runtime
+// (LISTEN_PID = its pid, sd_listen_fds(3) rules), passes fds 3.. through and tells the
+// container process (LISTEN_FDS, LISTEN_PID=1), as runc does.
+TEST_F(ProcessTest, ListenFdsArePassedThrough) {
+  TempDir dir;
+  write_file(dir / "sock", "activated");
+  int fd = ::open((dir / "sock").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  Bundle b(rt);
+  b.args({"/bin/sh", "-c",
+          "cat /proc/self/fd/3; echo; echo LISTEN_FDS=$LISTEN_FDS; echo LISTEN_PID=$LISTEN_PID"});
+  b.save();
+  std::string id = rt.new_id();
+  auto run = [&](const std::string& listen_pid) {
+    ExecOptions o;
+    o.pass_fds = {fd};
+    return run_command({"/bin/sh", "-c",
+                        "LISTEN_FDS=1 LISTEN_PID=" + listen_pid + " exec " + rt.path() +
+                            " --root " + rt.root() + " run -b " + b.path() + " " + id},
+                       o);
+  };
+  RunResult r = run("$$");  // the shell's pid is the runtime's after exec
+  ASSERT_EQ(r.code, 0) << r;
+  auto kv = parse_kv(r.out);
+  EXPECT_EQ(r.out.substr(0, 9), "activated") << r;
+  EXPECT_EQ(kv["LISTEN_FDS"], "1");
+  EXPECT_EQ(kv["LISTEN_PID"], "1");
+  // Addressed to another process: not ours to pass on.
+  RunResult other = run("1");
+  ::close(fd);
+  EXPECT_EQ(parse_kv(other.out)["LISTEN_FDS"], "") << other;
+}
+
 }  // namespace
 }  // namespace zrun::test
