@@ -145,78 +145,43 @@ constexpr RlimitName kRlimits[] = {
 
 }  // namespace
 
-const char* ns_type_name(NsType t) {
-  switch (t) {
-    case NsType::kPid:
-      return "pid";
-    case NsType::kNetwork:
-      return "network";
-    case NsType::kMount:
-      return "mount";
-    case NsType::kIpc:
-      return "ipc";
-    case NsType::kUts:
-      return "uts";
-    case NsType::kUser:
-      return "user";
-    case NsType::kCgroup:
-      return "cgroup";
-    case NsType::kTime:
-      return "time";
-  }
-  return "?";
+namespace {
+
+// One row per namespace type: its config.json name, its /proc/PID/ns file, its flag.
+struct NsInfo {
+  NsType type;
+  const char* name;
+  const char* proc;
+  int flag;
+};
+
+constexpr NsInfo kNamespaces[] = {
+    {NsType::kPid, "pid", "pid", CLONE_NEWPID},
+    {NsType::kNetwork, "network", "net", CLONE_NEWNET},
+    {NsType::kMount, "mount", "mnt", CLONE_NEWNS},
+    {NsType::kIpc, "ipc", "ipc", CLONE_NEWIPC},
+    {NsType::kUts, "uts", "uts", CLONE_NEWUTS},
+    {NsType::kUser, "user", "user", CLONE_NEWUSER},
+    {NsType::kCgroup, "cgroup", "cgroup", CLONE_NEWCGROUP},
+    {NsType::kTime, "time", "time", CLONE_NEWTIME},
+};
+
+const NsInfo& ns_info(NsType t) {
+  for (const auto& i : kNamespaces)
+    if (i.type == t) return i;
+  return kNamespaces[0];  // unreachable: every enumerator has a row
 }
+
+}  // namespace
+
+const char* ns_type_name(NsType t) { return ns_info(t).name; }
+const char* ns_proc_name(NsType t) { return ns_info(t).proc; }
+int ns_clone_flag(NsType t) { return ns_info(t).flag; }
 
 base::Result<NsType> ns_type_from_name(const std::string& name) {
-  static constexpr NsType kAll[] = {NsType::kPid, NsType::kNetwork, NsType::kMount,  NsType::kIpc,
-                                    NsType::kUts, NsType::kUser,    NsType::kCgroup, NsType::kTime};
-  for (NsType t : kAll)
-    if (name == ns_type_name(t)) return t;
+  for (const auto& i : kNamespaces)
+    if (name == i.name) return i.type;
   return base::make_error("unknown namespace \"" + name + "\"");
-}
-
-int ns_clone_flag(NsType t) {
-  switch (t) {
-    case NsType::kPid:
-      return CLONE_NEWPID;
-    case NsType::kNetwork:
-      return CLONE_NEWNET;
-    case NsType::kMount:
-      return CLONE_NEWNS;
-    case NsType::kIpc:
-      return CLONE_NEWIPC;
-    case NsType::kUts:
-      return CLONE_NEWUTS;
-    case NsType::kUser:
-      return CLONE_NEWUSER;
-    case NsType::kCgroup:
-      return CLONE_NEWCGROUP;
-    case NsType::kTime:
-      return CLONE_NEWTIME;
-  }
-  return 0;
-}
-
-const char* ns_proc_name(NsType t) {
-  switch (t) {
-    case NsType::kPid:
-      return "pid";
-    case NsType::kNetwork:
-      return "net";
-    case NsType::kMount:
-      return "mnt";
-    case NsType::kIpc:
-      return "ipc";
-    case NsType::kUts:
-      return "uts";
-    case NsType::kUser:
-      return "user";
-    case NsType::kCgroup:
-      return "cgroup";
-    case NsType::kTime:
-      return "time";
-  }
-  return "?";
 }
 
 base::Result<int> parse_signal(const std::string& s) {
