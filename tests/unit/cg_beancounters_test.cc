@@ -7,31 +7,15 @@
 
 #include "base/sys.h"
 #include "cgroups/beancounters.h"
+#include "tests/unit/fake_tree.h"
 
 namespace zrun::cg {
 namespace {
 
-using Files = std::map<std::string, std::string>;
+using test::Files;
 
-class BeanTree : public ::testing::Test {
+class BeanTree : public test::FakeTreeTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/zrun-cgbean-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { (void)base::remove_tree(root_); }
-
-  std::string dir(const std::string& name, const Files& files) {
-    std::string d = root_ + "/" + name;
-    EXPECT_TRUE(base::mkdir_p(d).ok());
-    for (auto& [f, v] : files) EXPECT_TRUE(base::write_file(d + "/" + f, v).ok()) << f;
-    return d;
-  }
-  void put(const std::string& path, const std::string& v) {
-    ASSERT_TRUE(base::write_file(path, v).ok());
-  }
-
   // v1 without pids.peak (kernels before 6.x) and without memsw.
   StatDirs v1_tree() {
     StatDirs d;
@@ -89,8 +73,6 @@ class BeanTree : public ::testing::Test {
     ADD_FAILURE() << "no row " << name;
     return none;
   }
-
-  std::string root_;
 };
 
 TEST_F(BeanTree, V1Columns) {

@@ -7,28 +7,15 @@
 
 #include "base/sys.h"
 #include "cgroups/stats.h"
+#include "tests/unit/fake_tree.h"
 
 namespace zrun::cg {
 namespace {
 
-using Files = std::map<std::string, std::string>;
+using test::Files;
 
-class FakeTree : public ::testing::Test {
+class FakeTree : public test::FakeTreeTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/zrun-cgstats-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { (void)base::remove_tree(root_); }
-
-  std::string dir(const std::string& name, const Files& files) {
-    std::string d = root_ + "/" + name;
-    EXPECT_TRUE(base::mkdir_p(d).ok());
-    for (auto& [f, v] : files) EXPECT_TRUE(base::write_file(d + "/" + f, v).ok()) << f;
-    return d;
-  }
-
   StatDirs v1_tree() {
     StatDirs d;
     d.unified = dir("unified", {{"cgroup.procs", ""}});
@@ -93,8 +80,6 @@ class FakeTree : public ::testing::Test {
                    {"hugetlb.2MB.rsvd.current", "0\n"}});
     return d;
   }
-
-  std::string root_;
 };
 
 TEST_F(FakeTree, V1Stats) {
