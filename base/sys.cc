@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/sched.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -11,6 +12,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <ctime>
 
 namespace zrun::base {
@@ -267,6 +269,23 @@ std::string basename(std::string_view path) {
   auto p = path.find_last_of('/');
   if (p == std::string_view::npos) return std::string(path);
   return std::string(path.substr(p + 1));
+}
+
+long clone3_fork(uint64_t flags, int cgroup_fd, int* pidfd) {
+  struct clone_args args {};
+  args.flags = flags | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = cgroup_fd >= 0 ? static_cast<uint64_t>(cgroup_fd) : 0;
+  return ::syscall(SYS_clone3, &args, sizeof(args));
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
 }
 
 Result<int> pidfd_open(pid_t pid) {

@@ -49,6 +49,11 @@ std::string dirname(std::string_view path);
 std::string basename(std::string_view path);
 
 // Process helpers.
+// clone3(2) without CLONE_VM (fork semantics: returns 0 in the child) with CLONE_PIDFD, and
+// CLONE_INTO_CGROUP when `cgroup_fd` >= 0. Returns the child's pid, or -1 with errno set.
+long clone3_fork(uint64_t flags, int cgroup_fd, int* pidfd);
+// argv/envp for execve: pointers into `v`, null-terminated.
+std::vector<char*> c_strings(const std::vector<std::string>& v);
 Result<int> pidfd_open(pid_t pid);
 // Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat);
 // error if the process does not exist.

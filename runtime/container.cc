@@ -45,7 +45,9 @@ char proc_state(pid_t pid) {
   return (*stat)[rp + 2];
 }
 
-Result<UniqueFd> open_pidfd(const ContainerRecord& rec) {
+}  // namespace
+
+Result<UniqueFd> open_init_pidfd(const ContainerRecord& rec) {
   if (rec.pid <= 0) return base::make_error("container `" + rec.id + "` is not running");
   long fd = ::syscall(SYS_pidfd_open, rec.pid, 0);
   if (fd < 0) {
@@ -57,6 +59,8 @@ Result<UniqueFd> open_pidfd(const ContainerRecord& rec) {
   if (!init_alive(rec)) return base::make_error("container `" + rec.id + "` is not running");
   return pidfd;
 }
+
+namespace {
 
 // Wait until the process behind `pidfd` has exited, up to `ms`.
 bool wait_exit(int pidfd, int ms) {
@@ -81,7 +85,7 @@ bool init_alive(const ContainerRecord& rec) {
 }
 
 Result<void> signal_init(const ContainerRecord& rec, int sig) {
-  auto pidfd = ZRUN_TRY(open_pidfd(rec));
+  auto pidfd = ZRUN_TRY(open_init_pidfd(rec));
   if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) < 0) {
     if (errno == ESRCH) return base::make_error("container `" + rec.id + "` is not running");
     return base::sys_error("kill `" + rec.id + "`");
@@ -111,16 +115,23 @@ Status Container::status() const {
   return Status::kRunning;
 }
 
-std::string Container::state_json() const {
+std::string state_document(const ContainerRecord& rec, const char* status) {
   spec::State st;
-  st.oci_version = rec_.oci_version;
-  st.id = rec_.id;
-  Status s = status();
-  st.status = status_name(s);
-  st.pid = s == Status::kStopped ? 0 : rec_.pid;
-  st.bundle = rec_.bundle;
-  st.annotations = rec_.annotations;
+  st.oci_version = rec.oci_version;
+  st.id = rec.id;
+  st.status = status;
+  st.pid = rec.pid;
+  st.bundle = rec.bundle;
+  st.annotations = rec.annotations;
   return spec::state_to_json(st);
+}
+
+std::string Container::state_json() const {
+  Status s = status();
+  if (s != Status::kStopped) return state_document(rec_, status_name(s));
+  ContainerRecord stopped = rec_;
+  stopped.pid = 0;  // as runc prints it
+  return state_document(stopped, status_name(s));
 }
 
 Result<spec::Spec> Container::spec() const {
@@ -142,7 +153,7 @@ Result<void> Container::start() {
   // Non-blocking open never waits for a writer; then poll for the init's byte while also
   // watching the init itself, so a dead init cannot hang `start`.
   // The pidfd first: once the fifo is open the init may exec and exit at any moment.
-  auto pidfd = ZRUN_TRY(open_pidfd(rec_));
+  auto pidfd = ZRUN_TRY(open_init_pidfd(rec_));
   auto fifo = ZRUN_TRY(base::open_file(fifo_path, O_RDONLY | O_NONBLOCK));
   for (;;) {
     struct pollfd p[2] = {{fifo.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
@@ -200,7 +211,7 @@ Result<void> Container::remove(bool force) {
       if (st == Status::kPaused) (void)cg->thaw();
       (void)cg->kill_all(SIGKILL);
     }
-    auto pidfd = open_pidfd(rec_);
+    auto pidfd = open_init_pidfd(rec_);
     if (pidfd) {
       ::syscall(SYS_pidfd_send_signal, pidfd->get(), SIGKILL, nullptr, 0);
       if (!wait_exit(pidfd->get(), 10000))

@@ -75,6 +75,11 @@ class Container {
 
 // The process is the container's init only if its start time matches what was recorded.
 bool init_alive(const ContainerRecord& rec);
+// A pidfd of the container's init, re-checked against the recorded start time after
+// opening (no PID-reuse race). "container `id` is not running" otherwise.
+base::Result<base::UniqueFd> open_init_pidfd(const ContainerRecord& rec);
+// The runtime-spec state document of `rec` with `status` (for `state` and for hooks).
+std::string state_document(const ContainerRecord& rec, const char* status);
 // Signal the container's init via pidfd (no PID-reuse race). ESRCH -> "not running".
 base::Result<void> signal_init(const ContainerRecord& rec, int sig);
 

@@ -78,25 +78,14 @@ Result<std::string> exec_child_steps(const ExecChild& c) {
     }
   }
   (void)iso::close_fds_above(2 + c.preserve_fds, /*at_exec=*/true);
-  std::vector<char*> argv, envp;
-  for (auto& a : c.process->args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (auto& e : c.process->env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  auto argv = base::c_strings(c.process->args);
+  auto envp = base::c_strings(c.process->env);
   ::execve(exe->c_str(), argv.data(), envp.data());
   int e = errno;
   std::string m = "zrun: exec `" + *exe + "`: " + std::strerror(e) + "\n";
   ssize_t r = ::write(2, m.data(), m.size());
   (void)r;
   ::_exit(e == ENOENT ? 127 : 126);
-}
-
-Result<UniqueFd> init_pidfd(const ContainerRecord& rec) {
-  long fd = ::syscall(SYS_pidfd_open, rec.pid, 0);
-  if (fd < 0) return base::make_error("container `" + rec.id + "` is not running");
-  UniqueFd pidfd(static_cast<int>(fd));
-  if (!init_alive(rec)) return base::make_error("container `" + rec.id + "` is not running");
-  return pidfd;
 }
 
 }  // namespace
@@ -109,7 +98,7 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
   if (opts.process.args.empty()) return base::make_error("exec: no command given");
   ZRUN_TRY(iso::check_lsm(opts.process));
   auto s = ZRUN_TRY(ct.spec());
-  auto pidfd = ZRUN_TRY(init_pidfd(ct.record()));
+  auto pidfd = ZRUN_TRY(open_init_pidfd(ct.record()));
   auto* cg = ZRUN_TRY(ct.cgroup());
 
   ExecChild c;
@@ -159,13 +148,8 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
   if (join_pid && ::setns(pidfd.get(), CLONE_NEWPID) < 0)
     return base::sys_error("join the container's pid namespace");
   int cgfd = cg ? cg->clone_into_fd() : -1;
-  struct clone_args args {};
   int child_pidfd = -1;
-  args.flags = CLONE_PIDFD | (cgfd >= 0 ? CLONE_INTO_CGROUP : 0);
-  args.pidfd = reinterpret_cast<uint64_t>(&child_pidfd);
-  args.exit_signal = SIGCHLD;
-  args.cgroup = cgfd >= 0 ? static_cast<uint64_t>(cgfd) : 0;
-  long pid = ::syscall(SYS_clone3, &args, sizeof(args));
+  long pid = base::clone3_fork(0, cgfd, &child_pidfd);
   if (pid < 0) return base::sys_error("clone3");
   if (pid == 0) run_exec_child(c);
   Created out{static_cast<pid_t>(pid), UniqueFd(child_pidfd), opts.process.terminal};

@@ -83,14 +83,6 @@ Result<void> wait_for_start(const InitContext& ctx) {
   return base::ok();
 }
 
-std::vector<char*> c_strings(const std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
-
 // Steps up to the point where the parent may exit (kReady).
 Result<std::string> init_steps(const InitContext& ctx, std::string* hooks_state) {
   const auto& s = *ctx.spec;
@@ -163,8 +155,8 @@ void run_init(const InitContext& ctx) noexcept {
       fail(r.error(), 1);
   }
   if (auto r = iso::close_fds_above(2 + ctx.preserve_fds, /*at_exec=*/true); !r) fail(r.error(), 1);
-  auto argv = c_strings(ctx.spec->process->args);
-  auto envp = c_strings(ctx.env);
+  auto argv = base::c_strings(ctx.spec->process->args);
+  auto envp = base::c_strings(ctx.env);
   ::execve(exe->c_str(), argv.data(), envp.data());
   int e = errno;
   fail(base::sys_error("exec `" + *exe + "`", e), e == ENOENT ? 127 : 126);

@@ -130,15 +130,6 @@ Result<void> check_sysctls(const spec::Linux& lx) {
   return base::ok();
 }
 
-long do_clone3(uint64_t flags, int cgroup_fd, int* pidfd) {
-  struct clone_args args {};
-  args.flags = flags | CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
-  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
-  args.exit_signal = SIGCHLD;
-  args.cgroup = cgroup_fd >= 0 ? static_cast<uint64_t>(cgroup_fd) : 0;
-  return ::syscall(SYS_clone3, &args, sizeof(args));
-}
-
 std::vector<std::string> container_env(const spec::Process& p, int* preserve_fds) {
   std::vector<std::string> env = p.env;
   // Socket activation: fds 3.. passed to *us* (LISTEN_PID is our pid, sd_listen_fds(3))
@@ -168,17 +159,6 @@ class Rollback {
  private:
   std::vector<std::function<void()>> steps_;
 };
-
-std::string hook_state(const ContainerRecord& rec, const char* status) {
-  spec::State st;
-  st.oci_version = rec.oci_version;
-  st.id = rec.id;
-  st.status = status;
-  st.pid = rec.pid;
-  st.bundle = rec.bundle;
-  st.annotations = rec.annotations;
-  return spec::state_to_json(st);
-}
 
 std::string absolute(const std::string& path) {
   if (path.empty() || path[0] == '/') return path;
@@ -295,7 +275,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (ns.pid_join_fd && ::setns(ns.pid_join_fd.get(), CLONE_NEWPID) < 0)
     return base::sys_error("setns pid namespace");
   int pidfd_raw = -1;
-  long pid = do_clone3(ns.clone_flags, cgroup->clone_into_fd(), &pidfd_raw);
+  long pid = base::clone3_fork(ns.clone_flags, cgroup->clone_into_fd(), &pidfd_raw);
   if (pid < 0) return base::sys_error("clone3");
   if (pid == 0) run_init(ctx);  // never returns
   pidfd.reset(pidfd_raw);
@@ -324,7 +304,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
     ZRUN_TRY(base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj",
                               std::to_string(*s.process->oom_score_adj), O_WRONLY));
   bool parent_hooks = !s.hooks.prestart.empty() || !s.hooks.create_runtime.empty();
-  std::string creating = hook_state(rec, "creating");
+  std::string creating = state_document(rec, "creating");
   uint32_t go_flags = (parent_hooks ? kGoRunHooks : 0) | (join_later ? kGoJoinLater : 0);
   ZRUN_TRY(sync_send(sock, SyncType::kGo, go_flags, 0, creating));
   if (join_later) {
