@@ -159,8 +159,9 @@ base::Result<void> apply_rlimits(const std::vector<spec::Rlimit>& rlimits) {
   return base::ok();
 }
 
-base::Result<void> set_oom_score_adj(int score) {
-  return base::write_file("/proc/self/oom_score_adj", std::to_string(score), O_WRONLY);
+base::Result<void> set_oom_score_adj(pid_t pid, int score) {
+  return base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj",
+                          std::to_string(score), O_WRONLY);
 }
 
 base::Result<std::string> find_executable(const std::string& arg0,

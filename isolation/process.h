@@ -22,7 +22,9 @@ base::Result<void> apply_sysctl(const std::map<std::string, std::string>& sysctl
 // setrlimit for each entry; errors name RLIMIT_X.
 base::Result<void> apply_rlimits(const std::vector<spec::Rlimit>& rlimits);
 
-base::Result<void> set_oom_score_adj(int score);
+// Write /proc/PID/oom_score_adj (the launcher sets it for the init before it drops
+// privileges; raising needs nothing, lowering needs CAP_SYS_RESOURCE).
+base::Result<void> set_oom_score_adj(pid_t pid, int score);
 
 // Resolve process.args[0] as runc does: a name with '/' is checked as is (relative to
 // `cwd`), otherwise $PATH from `env` is searched (default PATH when unset). Errors:

@@ -29,7 +29,6 @@ struct CreateOptions {
   bool no_new_keyring = false;
   int preserve_fds = 0;
   bool systemd_cgroup = false;
-  bool start_gate = true;  // false for `run`: no exec.fifo, the child goes straight to exec
 };
 
 // What `create` leaves for `run` to wait on.

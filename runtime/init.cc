@@ -73,7 +73,6 @@ Result<void> setup_rootfs(const InitContext& ctx, uint32_t go_flags,
 // stays open (O_CLOEXEC) until execve, so `start` sees EOF exactly when the user process
 // runs (or the init died) and runs poststart hooks only then (config.md).
 Result<void> wait_for_start(const InitContext& ctx) {
-  if (ctx.fifo_fd < 0) return base::ok();
   // Re-open the O_PATH fd for writing via its magic link.
   std::string path = "/proc/self/fd/" + std::to_string(ctx.fifo_fd);
   auto fd = ZRUN_TRY_CTX(base::open_file(path, O_WRONLY), "open exec fifo");

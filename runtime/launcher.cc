@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "base/log.h"
-#include "base/scope_exit.h"
 #include "base/sys.h"
 #include "isolation/console.h"
 #include "isolation/lsm.h"
 #include "isolation/namespaces.h"
+#include "isolation/process.h"
 #include "isolation/seccomp.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
@@ -235,17 +235,14 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   auto ns = ZRUN_TRY(plan_namespaces(s, ctx, cgroup->clone_into_fd() >= 0));
   if (s.linux_) ZRUN_TRY(check_sysctls(*s.linux_));
 
-  UniqueFd fifo;
-  if (opts.start_gate) {
-    std::string fifo_path = dir + "/exec.fifo";
-    // The init opens it after switching to the container's user (maybe unprivileged and
-    // user-namespaced): writable by all, as runc's 0622. Only the state dir's owner can
-    // reach it by path; the init goes through its inherited O_PATH fd.
-    if (::mkfifo(fifo_path.c_str(), 0622) < 0 || ::chmod(fifo_path.c_str(), 0622) < 0)
-      return base::sys_error("mkfifo `" + fifo_path + "`");
-    fifo = ZRUN_TRY(base::open_file(fifo_path, O_PATH));
-    ctx.fifo_fd = fifo.get();
-  }
+  // The init opens exec.fifo after switching to the container's user (maybe unprivileged
+  // and user-namespaced): writable by all, as runc's 0622. Only the state dir's owner can
+  // reach it by path; the init goes through its inherited O_PATH fd.
+  std::string fifo_path = dir + "/exec.fifo";
+  if (::mkfifo(fifo_path.c_str(), 0622) < 0 || ::chmod(fifo_path.c_str(), 0622) < 0)
+    return base::sys_error("mkfifo `" + fifo_path + "`");
+  UniqueFd fifo = ZRUN_TRY(base::open_file(fifo_path, O_PATH));
+  ctx.fifo_fd = fifo.get();
   UniqueFd console;
   if (s.process->terminal && opts.console_fd >= 0) {
     ctx.console_fd = opts.console_fd;
@@ -301,8 +298,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   bool join_later = need_join && !ctx.new_cgroup_ns_late && s.hooks.create_container.empty();
   if (need_join && !join_later) ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
   if (s.process->oom_score_adj)
-    ZRUN_TRY(base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj",
-                              std::to_string(*s.process->oom_score_adj), O_WRONLY));
+    ZRUN_TRY(iso::set_oom_score_adj(rec.pid, *s.process->oom_score_adj));
   bool parent_hooks = !s.hooks.prestart.empty() || !s.hooks.create_runtime.empty();
   std::string creating = state_document(rec, "creating");
   uint32_t go_flags = (parent_hooks ? kGoRunHooks : 0) | (join_later ? kGoJoinLater : 0);

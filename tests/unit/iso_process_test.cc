@@ -140,7 +140,7 @@ TEST(CloseFds, ClosesAboveKeep) {
 
 TEST(OomScoreAdj, Writes) {
   EXPECT_EQ(in_child([] {
-              if (!set_oom_score_adj(500).ok()) return 1;
+              if (!set_oom_score_adj(::getpid(), 500).ok()) return 1;
               auto s = base::read_file("/proc/self/oom_score_adj");
               return s.ok() && base::trim(*s) == "500" ? 0 : 2;
             }),
