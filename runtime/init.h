@@ -15,7 +15,7 @@ namespace zrun::rt {
 struct InitContext {
   const spec::Spec* spec = nullptr;
   int sync_fd = -1;            // child's end of the socketpair
-  int fifo_fd = -1;            // O_PATH fd of <state>/exec.fifo; -1 for no start gate
+  int fifo_fd = -1;            // O_PATH fd of <state>/exec.fifo
   int console_fd = -1;         // connected --console-socket, when process.terminal
   std::vector<int> close_fds;  // parent-only fds (lock, parent's sync end) the child closes
   // Namespaces joined by path, opened (and type-checked) by the parent. A user namespace,
