@@ -212,9 +212,14 @@ TEST_F(MountsTest, SymlinkInRootfsCannotEscape) {
   Bundle b(rt);
   // /evil points at a host directory by absolute path; it must resolve inside the rootfs.
   ASSERT_EQ(::symlink(host.path().c_str(), (b.rootfs() + "/evil").c_str()), 0);
+  // The same path exists inside the rootfs, so the mount must succeed there: a runtime
+  // that followed the link on the host would mount over (and write into) the host dir.
+  ASSERT_EQ(::system(("mkdir -p " + b.rootfs() + host.path()).c_str()), 0);
   b.add_mount("/evil", "tmpfs", "tmpfs", {"size=64k"});
-  b.args({"/bin/sh", "-c", "echo pwned > /evil/pwned"});
+  b.args({"/bin/sh", "-c", "echo pwned > /evil/pwned && grep -q ' /evil\\| " + host.path() +
+                               " ' /proc/self/mounts"});
   RunResult r = rt.run(b, rt.new_id());
+  EXPECT_EQ(r.code, 0) << r;
   EXPECT_FALSE(path_exists(host / "pwned")) << r;
   for (const auto& m : parse_mountinfo(read_file("/proc/self/mountinfo")))
     EXPECT_NE(m.mount_point, host.path());
