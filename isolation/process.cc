@@ -160,8 +160,8 @@ base::Result<void> apply_rlimits(const std::vector<spec::Rlimit>& rlimits) {
 }
 
 base::Result<void> set_oom_score_adj(pid_t pid, int score) {
-  return base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj",
-                          std::to_string(score), O_WRONLY);
+  return base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj", std::to_string(score),
+                          O_WRONLY);
 }
 
 base::Result<std::string> find_executable(const std::string& arg0,

@@ -216,8 +216,9 @@ TEST_F(MountsTest, SymlinkInRootfsCannotEscape) {
   // that followed the link on the host would mount over (and write into) the host dir.
   ASSERT_EQ(::system(("mkdir -p " + b.rootfs() + host.path()).c_str()), 0);
   b.add_mount("/evil", "tmpfs", "tmpfs", {"size=64k"});
-  b.args({"/bin/sh", "-c", "echo pwned > /evil/pwned && grep -q ' /evil\\| " + host.path() +
-                               " ' /proc/self/mounts"});
+  b.args(
+      {"/bin/sh", "-c",
+       "echo pwned > /evil/pwned && grep -q ' /evil\\| " + host.path() + " ' /proc/self/mounts"});
   RunResult r = rt.run(b, rt.new_id());
   EXPECT_EQ(r.code, 0) << r;
   EXPECT_FALSE(path_exists(host / "pwned")) << r;
