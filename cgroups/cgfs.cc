@@ -17,6 +17,10 @@ std::vector<std::pair<std::string, std::string>>* g_trace = nullptr;
 
 void set_write_trace(std::vector<std::pair<std::string, std::string>>* trace) { g_trace = trace; }
 
+void trace_action(const std::string& path, std::string_view value) {
+  if (g_trace) g_trace->emplace_back(path, std::string(value));
+}
+
 base::Result<void> write_cg(const std::string& dir, std::string_view file, std::string_view value) {
   std::string path = base::join_path(dir, file);
   std::string what = "write `" + std::string(file) + "`";

@@ -34,5 +34,8 @@ bool on_cgroupfs(const std::string& dir);
 // Unit tests: record every successful write as {path, value} while set (not thread-safe;
 // tests only).
 void set_write_trace(std::vector<std::pair<std::string, std::string>>* trace);
+// Record an action that is not a file write (e.g. attaching the device filter) in the
+// trace, as {path, value}.
+void trace_action(const std::string& path, std::string_view value);
 
 }  // namespace zrun::cg

@@ -18,6 +18,7 @@
 #include "base/scope_exit.h"
 #include "base/sys.h"
 #include "cgroups/cgfs.h"
+#include "cgroups/device_filter.h"
 #include "cgroups/resources.h"
 
 namespace zrun::cg {
@@ -42,7 +43,8 @@ class CgroupImpl final : public Cgroup {
   Result<void> thaw() override;
   Result<bool> frozen() const override;
   Result<void> kill_all(int sig) override;
-  Result<void> update(const spec::Resources& r) override;
+  Result<void> update(const spec::Resources& r,
+                      const std::vector<spec::Device>* devices = nullptr) override;
   Result<void> destroy() override;
   std::string unified_dir() const override { return unified_dir_; }
   std::string v1_dir(const std::string& ctrl) const override {
@@ -53,6 +55,7 @@ class CgroupImpl final : public Cgroup {
   // Used by create()/load().
   Result<void> make_dirs(const Layout& l, const CgroupConfig& cfg);
   Result<void> apply(const spec::Resources& r, bool update);
+  Result<void> apply_device_filter(const std::vector<spec::DeviceRule>& rules);
   void open_v2_fd();
   void from_json(const nlohmann::json& j);
 
@@ -111,6 +114,18 @@ void enable_v2_controllers(const std::string& dir) {
   }
 }
 
+// Not root in the initial user namespace (rootless): bpf(2) program loading is refused.
+bool unprivileged() {
+  if (::geteuid() != 0) return true;
+  auto map = base::read_file("/proc/self/uid_map");
+  if (!map) return false;
+  auto f = base::split(std::string(base::trim(*map)), ' ');
+  std::vector<std::string> nums;
+  for (auto& x : f)
+    if (!x.empty()) nums.push_back(x);
+  return !(nums.size() == 3 && nums[0] == "0" && nums[1] == "0" && nums[2] == "4294967295");
+}
+
 }  // namespace
 
 std::vector<std::string> CgroupImpl::leaves() const {
@@ -164,8 +179,48 @@ Result<void> CgroupImpl::make_dirs(const Layout& l, const CgroupConfig& cfg) {
 }
 
 Result<void> CgroupImpl::apply(const spec::Resources& r, bool update) {
-  if (mode_ == Mode::kUnified) return apply_v2(unified_dir_, r, update);
-  return apply_v1(v1_dirs_, mode_ == Mode::kHybrid ? unified_dir_ : "", r, update);
+  // Rules the program cannot express fail before anything is written (v1 included).
+  if (!r.devices.empty()) ZRUN_TRY_CTX(device_filter_program(r.devices), "linux.resources.devices");
+  if (mode_ == Mode::kUnified)
+    ZRUN_TRY(apply_v2(unified_dir_, r, update));
+  else
+    ZRUN_TRY(apply_v1(v1_dirs_, mode_ == Mode::kHybrid ? unified_dir_ : "", r, update));
+  if (!r.devices.empty() && !unified_dir_.empty()) ZRUN_TRY(apply_device_filter(r.devices));
+  return base::ok();
+}
+
+// The device rules as a BPF_PROG_TYPE_CGROUP_DEVICE program on the unified hierarchy.
+// Unified mode: the only enforcement. Hybrid mode too: the kernel runs the program of the
+// task's cgroup2 cgroup first and then the v1 devices controller (security/device_cgroup.c
+// devcgroup_check_permission(), since Linux 4.15; both must allow), so the policy holds on
+// both hierarchies, and also where no v1 devices controller is mounted. Where the v1
+// controller enforces the same rules, a program that cannot be loaded only costs the
+// second layer: a warning.
+Result<void> CgroupImpl::apply_device_filter(const std::vector<spec::DeviceRule>& rules) {
+  const std::string what = base::join_path(unified_dir_, "bpf:cgroup_device");
+  auto prog = ZRUN_TRY(device_filter_program(rules));  // checked in apply()
+  // A fake tree (unit tests) has no cgroup to attach to: trace what would be attached.
+  if (!on_cgroupfs(unified_dir_)) {
+    trace_action(what, std::to_string(prog.size()) + " insns");
+    return base::ok();
+  }
+  auto r = attach_device_filter(unified_dir_, rules);
+  const char* why = nullptr;
+  if (!r && mode_ == Mode::kHybrid && !v1_dir("devices").empty())
+    why = "the v1 devices controller still enforces the rules";
+  else if (!r && r.error().err == EPERM && unprivileged())
+    why =
+        "not enforced for a rootless container: like runc, zrun relies on it having no "
+        "device access beyond its user's";
+  if (why) {
+    static bool warned = false;
+    if (!warned) base::log_warn(r.error().text() + " (" + why + ")");
+    warned = true;
+    return base::ok();
+  }
+  if (!r) return r;
+  trace_action(what, std::to_string(prog.size()) + " insns");
+  return base::ok();
 }
 
 void CgroupImpl::open_v2_fd() {
@@ -354,8 +409,17 @@ Result<void> CgroupImpl::kill_all(int sig) {
   return base::ok();
 }
 
-Result<void> CgroupImpl::update(const spec::Resources& r) {
-  ZRUN_TRY_CTX(apply(r, true), "update cgroup `" + path_ + "`");
+Result<void> CgroupImpl::update(const spec::Resources& r,
+                                const std::vector<spec::Device>* devices) {
+  std::string ctx = "update cgroup `" + path_ + "`";
+  if (r.devices.empty()) {
+    ZRUN_TRY_CTX(apply(r, true), ctx);
+    return base::ok();
+  }
+  // New device rules replace the old ones whole, with the defaults appended as on create.
+  spec::Resources full = r;
+  full.devices = device_rules_with_defaults(r.devices, devices);
+  ZRUN_TRY_CTX(apply(full, true), ctx);
   return base::ok();
 }
 

@@ -103,8 +103,13 @@ class Cgroup {
   // Signal every process in the cgroup (SIGKILL uses cgroup.kill where available, and
   // waits, bounded, until the cgroup is empty).
   virtual base::Result<void> kill_all(int sig) = 0;
-  // Apply (new) resources to a live cgroup (zrun update).
-  virtual base::Result<void> update(const spec::Resources& r) = 0;
+  // Apply (new) resources to a live cgroup (zrun update). Non-empty `r.devices` replace
+  // the device policy whole (v1 devices files rewritten; the v2 device filter replaced
+  // atomically), followed like on create by the allow rules for `devices` (the saved
+  // spec's linux.devices, may be null) and default_allowed_devices(); empty `r.devices`
+  // leave it alone.
+  virtual base::Result<void> update(const spec::Resources& r,
+                                    const std::vector<spec::Device>* devices = nullptr) = 0;
   // Remove every directory create() made (kill nothing; retries while the kernel still
   // releases exiting tasks; EBUSY after ~1 s is an error). Safe to call twice.
   virtual base::Result<void> destroy() = 0;

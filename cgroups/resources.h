@@ -27,10 +27,14 @@ uint64_t blkio_weight_to_io_weight(uint64_t weight);
 base::Result<void> validate_unified_key(const std::string& key);
 
 // Apply to the container's v2 directory (unified mode). `update` = a live cgroup (zrun
-// update): device rules are left alone.
+// update). Device rules are not file writes on v2: the caller attaches the device filter
+// (cgroups/device_filter.h).
 base::Result<void> apply_v2(const std::string& dir, const spec::Resources& r, bool update);
 // Apply to v1 controller directories (`dirs`: controller -> directory). `unified_dir` is
-// the hybrid-mode cgroup2 directory ("" in legacy mode) for `unified` keys.
+// the hybrid-mode cgroup2 directory ("" in legacy mode) for `unified` keys. Device rules
+// (when non-empty: the complete list, defaults included) are replayed into the devices
+// controller; in hybrid mode without a v1 devices controller they are left to the
+// caller's device filter on the unified hierarchy.
 base::Result<void> apply_v1(const std::map<std::string, std::string>& dirs,
                             const std::string& unified_dir, const spec::Resources& r, bool update);
 
@@ -45,8 +49,5 @@ std::vector<spec::DeviceRule> device_rules_with_defaults(const std::vector<spec:
 
 // "mlx5_1 hca_handle=3 hca_object=10000" for rdma.max (same syntax on v1 and v2).
 std::string rdma_value(const std::string& device, const spec::RdmaLimit& l);
-
-// Log the "device rules not enforced on cgroup v2 yet" warning once per process.
-void warn_v2_devices_once();
 
 }  // namespace zrun::cg

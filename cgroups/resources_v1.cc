@@ -246,7 +246,10 @@ Result<void> apply_v1(const Dirs& dirs, const std::string& unified_dir, const sp
     auto dir = ZRUN_TRY(need(dirs, "rdma", "linux.resources.rdma"));
     for (auto& [device, l] : r.rdma) ZRUN_TRY(write_cg(dir, "rdma.max", rdma_value(device, l)));
   }
-  if (!update && !r.devices.empty()) ZRUN_TRY(devices_v1(dirs, r.devices));
+  // Hybrid without a v1 devices controller: the unified hierarchy's device filter is the
+  // only enforcement (the caller attaches it); legacy: an error naming the controller.
+  if (!r.devices.empty() && (dirs.count("devices") || unified_dir.empty()))
+    ZRUN_TRY(devices_v1(dirs, r.devices));
   ZRUN_TRY(unified_in_hybrid(unified_dir, r.unified));
   return base::ok();
 }

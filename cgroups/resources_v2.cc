@@ -59,15 +59,6 @@ Result<void> validate_unified_key(const std::string& key) {
   return base::ok();
 }
 
-void warn_v2_devices_once() {
-  static bool warned = false;
-  if (warned) return;
-  warned = true;
-  base::log_warn(
-      "linux.resources.devices: device rules are not enforced on cgroup v2 yet "
-      "(BPF_PROG_TYPE_CGROUP_DEVICE program pending)");
-}
-
 namespace {
 
 std::string num_or_max(int64_t v) { return v < 0 ? "max" : std::to_string(v); }
@@ -209,7 +200,6 @@ Result<void> apply_v2(const std::string& dir, const spec::Resources& r, bool upd
     ZRUN_TRY(validate_unified_key(key));
     ZRUN_TRY(write_cg(dir, key, value));
   }
-  if (!update && !r.devices.empty()) warn_v2_devices_once();
   return base::ok();
 }
 

@@ -197,7 +197,7 @@ TEST_F(FakeCgroupfs, V2WritesEveryResource) {
   r.hugepage_limits.push_back({"2MB", 4194304});
   r.rdma["mlx5_1"].hca_handles = 3;
   r.unified["memory.high"] = "80000000";
-  r.devices.push_back({false, "a", std::nullopt, std::nullopt, "rwm"});  // warned only
+  r.devices.push_back({false, "a", std::nullopt, std::nullopt, "rwm"});  // a bpf program
   auto cg = Cgroup::create(config("/zrun/c1", &r));
   ASSERT_TRUE(cg.ok()) << cg.error().text();
   EXPECT_EQ((*cg)->mode(), Mode::kUnified);
@@ -222,6 +222,8 @@ TEST_F(FakeCgroupfs, V2WritesEveryResource) {
       "v2/zrun/c1/hugetlb.2MB.max=4194304",
       "v2/zrun/c1/rdma.max=mlx5_1 hca_handle=3",
       "v2/zrun/c1/memory.high=80000000",
+      // The device rules (with the defaults) as a cgroup_device program, not a file.
+      "v2/zrun/c1/bpf:cgroup_device=64 insns",
   };
   EXPECT_EQ(writes(), want);
   EXPECT_EQ(get(root_ + "/v2/zrun/c1/memory.max"), "104857600");
@@ -354,6 +356,8 @@ TEST_F(FakeCgroupfs, V1WritesEveryResource) {
       "devices/zrun/c1/devices.allow=c 5:1 rwm",
       "devices/zrun/c1/devices.allow=c 136:* rwm",
       "devices/zrun/c1/devices.allow=c 5:2 rwm",
+      // Hybrid: the same rules as a program on the unified hierarchy too.
+      "unified/zrun/c1/bpf:cgroup_device=82 insns",
   };
   EXPECT_EQ(writes(), want);
   EXPECT_EQ((*cg)->v1_dir("memory"), root_ + "/memory/zrun/c1");
@@ -537,6 +541,61 @@ TEST_F(FakeCgroupfs, V1AllowsLinuxDevicesAndDefaults) {
   ASSERT_TRUE(cg2.ok()) << cg2.error().text();
   for (auto& x : writes()) EXPECT_EQ(x.find("devices."), std::string::npos) << x;
   ASSERT_TRUE((*cg2)->destroy().ok());
+}
+
+// Where the device rules go per layout, and update replacing them.
+TEST_F(FakeCgroupfs, DeviceFilterPerLayoutAndUpdate) {
+  spec::Resources r;
+  r.devices.push_back({false, "a", std::nullopt, std::nullopt, "rwm"});
+  auto count = [&](const std::string& what) {
+    auto w = writes();
+    return std::count_if(w.begin(), w.end(),
+                         [&](auto& x) { return x.find(what) != std::string::npos; });
+  };
+  make_tree(Mode::kLegacy);
+  auto cg = Cgroup::create(config("/zrun/d1", &r));
+  ASSERT_TRUE(cg.ok()) << cg.error().text();
+  EXPECT_EQ(count("bpf:"), 0);  // no cgroup2 at all
+  EXPECT_GT(count("devices.allow"), 0);
+  ASSERT_TRUE((*cg)->destroy().ok());
+
+  make_tree(Mode::kHybrid);
+  cg = Cgroup::create(config("/zrun/d1", &r));
+  ASSERT_TRUE(cg.ok()) << cg.error().text();
+  EXPECT_EQ(count("unified/zrun/d1/bpf:cgroup_device="), 1);
+  EXPECT_GT(count("devices.allow"), 0);
+  // update: rules given -> both layers replaced; no rules -> device policy untouched.
+  trace_.clear();
+  spec::Resources u;
+  u.devices.push_back({true, "c", 10, 229, "rw"});
+  std::vector<spec::Device> devs = {{"/dev/loop9", 'b', 7, 9}};
+  ASSERT_TRUE((*cg)->update(u, &devs).ok());
+  EXPECT_EQ(count("devices/zrun/d1/devices.deny=a"), 1);
+  EXPECT_EQ(count("devices.allow=c 10:229 rw"), 1);
+  EXPECT_EQ(count("devices.allow=b 7:9 rwm"), 1);  // linux.devices, then the defaults
+  EXPECT_EQ(count("devices.allow=c 136:* rwm"), 1);
+  EXPECT_EQ(count("unified/zrun/d1/bpf:cgroup_device="), 1);
+  trace_.clear();
+  spec::Resources p;
+  p.pids_limit = 9;
+  ASSERT_TRUE((*cg)->update(p).ok());
+  EXPECT_EQ(count("devices"), 0);
+  EXPECT_EQ(count("bpf:"), 0);
+  // A rule the program cannot express is an error (before anything is attached).
+  u.devices = {{true, "x", 1, 3, "r"}};
+  auto bad = (*cg)->update(u);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().msg.find("type \"x\""), std::string::npos) << bad.error().msg;
+  ASSERT_TRUE((*cg)->destroy().ok());
+
+  // Hybrid without a v1 devices controller: the program alone.
+  make_tree(Mode::kHybrid);
+  layout_.v1.erase("devices");
+  cg = Cgroup::create(config("/zrun/d2", &r));
+  ASSERT_TRUE(cg.ok()) << cg.error().text();
+  EXPECT_EQ(count("devices."), 0);
+  EXPECT_EQ(count("unified/zrun/d2/bpf:cgroup_device="), 1);
+  ASSERT_TRUE((*cg)->destroy().ok());
 }
 
 }  // namespace
