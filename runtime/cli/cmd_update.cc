@@ -4,10 +4,12 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "base/sys.h"
 #include "runtime/cli/command.h"
 #include "runtime/container.h"
+#include "runtime/update.h"
 #include "spec/config.h"
 
 namespace zrun::cli {
@@ -105,6 +107,35 @@ Result<void> apply_flags(const UpdateFlags& f, spec::Resources& r) {
   return base::ok();
 }
 
+// What this update changes, as a linux.resources JSON object to merge into the saved
+// config: the -r document as given, with the flags (already parsed into `r`) over it.
+std::string update_patch(const UpdateFlags& f, const std::string& resources_text,
+                         const spec::Resources& r) {
+  nlohmann::json p = nlohmann::json::object();
+  // spec::parse_resources() accepted the text already: this does not throw.
+  if (!resources_text.empty()) p = nlohmann::json::parse(resources_text, nullptr, false);
+  if (!p.is_object()) p = nlohmann::json::object();
+  auto set = [&](const char* obj, const char* key, auto v) { p[obj][key] = v; };
+  if (r.memory) {
+    auto& m = *r.memory;
+    if (!f.memory.empty()) set("memory", "limit", *m.limit);
+    if (!f.memory_swap.empty()) set("memory", "swap", *m.swap);
+    if (!f.memory_reservation.empty()) set("memory", "reservation", *m.reservation);
+    if (!f.kernel_memory.empty()) set("memory", "kernel", *m.kernel);
+    if (!f.kernel_memory_tcp.empty()) set("memory", "kernelTCP", *m.kernel_tcp);
+  }
+  if (f.cpu_shares) set("cpu", "shares", *f.cpu_shares);
+  if (f.cpu_period) set("cpu", "period", *f.cpu_period);
+  if (f.cpu_quota) set("cpu", "quota", *f.cpu_quota);
+  if (f.cpu_rt_period) set("cpu", "realtimePeriod", *f.cpu_rt_period);
+  if (f.cpu_rt_runtime) set("cpu", "realtimeRuntime", *f.cpu_rt_runtime);
+  if (!f.cpuset_cpus.empty()) set("cpu", "cpus", f.cpuset_cpus);
+  if (!f.cpuset_mems.empty()) set("cpu", "mems", f.cpuset_mems);
+  if (f.pids_limit) set("pids", "limit", *f.pids_limit);
+  if (f.blkio_weight) set("blockIO", "weight", *f.blkio_weight);
+  return p.dump();
+}
+
 void add_update_flags(CLI::App* c, UpdateFlags& f) {
   c->add_option("-r,--resources", f.resources_file,
                 "path to a linux.resources JSON file, or - for stdin");
@@ -133,8 +164,9 @@ ZRUN_COMMAND("update", 85, [](CLI::App& app, const GlobalOptions& g) -> Action {
   return [f, id, &g]() -> Result<int> {
     std::string ctx = "update `" + *id + "`";
     spec::Resources r;
+    std::string text;
     if (!f->resources_file.empty()) {
-      auto text = ZRUN_TRY_CTX(read_resources_source(f->resources_file), ctx);
+      text = ZRUN_TRY_CTX(read_resources_source(f->resources_file), ctx);
       r = ZRUN_TRY_CTX(spec::parse_resources(text), ctx);
     }
     ZRUN_TRY_CTX(apply_flags(*f, r), ctx);
@@ -142,9 +174,7 @@ ZRUN_COMMAND("update", 85, [](CLI::App& app, const GlobalOptions& g) -> Action {
     auto ct = ZRUN_TRY(rt::Container::open(store, *id, true));
     if (ct.status() == rt::Status::kStopped)
       return base::make_error(ctx + ": container is stopped");
-    auto* cg = ZRUN_TRY_CTX(ct.cgroup(), ctx);
-    if (!cg) return base::make_error(ctx + ": container has no cgroup");
-    ZRUN_TRY_CTX(cg->update(r), ctx);
+    ZRUN_TRY_CTX(rt::update_resources(ct, r, update_patch(*f, text, r)), ctx);
     return 0;
   };
 });

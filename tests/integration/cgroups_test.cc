@@ -4,10 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "base/bpf_syscall.h"
+#include "cgroups/device_filter.h"
 #include "tests/integration/support/harness.h"
 
 namespace zrun::test {
@@ -89,6 +92,17 @@ class CgroupsTest : public ContainerTest {
   static long long num_or(const Json& row, const char* key, long long def = -1) {
     return row.is_object() && row.contains(key) && row[key].is_number() ? row[key].get<long long>()
                                                                         : def;
+  }
+
+  // The container's cgroup2 directory, from the "0::" line of /proc/PID/cgroup ("" if none).
+  static std::string unified_dir(int pid) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+    std::string line;
+    std::string base =
+        path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+    while (std::getline(in, line))
+      if (line.rfind("0::", 0) == 0) return base + line.substr(3);
+    return "";
   }
 
   bool zrun_only() {
@@ -403,6 +417,131 @@ TEST_F(CgroupsTest, BeancountersTableListsAllContainers) {
   EXPECT_EQ(row["limit"].get<uint64_t>(), 9223372036854775807ull) << row;
   EXPECT_EQ(row["held"], 1) << row;
   expect_error(rt.exec({"beancounters", "no-such-container"}), "no-such-container");
+}
+
+// A host device node bind-mounted into the container: present, but the device rules
+// (deny all + the default list) do not allow it. /dev/net/tun (char 10:200): opening it
+// needs no capability (only TUNSETIFF does) and has no effect.
+constexpr const char* kTun = "/dev/tunx";
+void tun_bundle(Bundle& b) { b.add_mount(kTun, "bind", "/dev/net/tun", {"bind"}); }
+
+bool program_exists(uint32_t id) {
+  union bpf_attr a;
+  std::memset(&a, 0, sizeof a);
+  a.prog_id = id;
+  auto fd = base::bpf(BPF_PROG_GET_FD_BY_ID, a, "open program");
+  if (fd) ::close(static_cast<int>(*fd));
+  return fd.ok();
+}
+
+TEST_F(CgroupsTest, DeviceRulesDenyInsideAndTheFilterIsAttached) {
+  Bundle b(rt);
+  tun_bundle(b);
+  if (!path_exists("/dev/net/tun")) GTEST_SKIP() << "no /dev/net/tun on this host";
+  b.probe({"open", kTun, "r"});
+  auto kv = run_kv(b, 1);
+  EXPECT_EQ(kv["open"], "failed");
+  EXPECT_EQ(kv["errno"], std::to_string(EPERM)) << kv["error"];
+  // The same node with a rule allowing it (later rules win over the leading deny-all).
+  b.config()["linux"]["resources"]["devices"].push_back(
+      {{"allow", true}, {"type", "c"}, {"major", 10}, {"minor", 200}, {"access", "r"}});
+  kv = run_kv(b, 0);
+  EXPECT_EQ(kv["open"], "ok") << kv["error"];
+  b.probe({"open", kTun, "rw"});  // "r" does not cover an O_RDWR open
+  kv = run_kv(b, 1);
+  EXPECT_EQ(kv["errno"], std::to_string(EPERM)) << kv["error"];
+
+  if (!zrun_only()) return;
+  // zrun attaches the rules as a cgroup_device eBPF program on the container's cgroup2
+  // cgroup, in hybrid mode too (next to the v1 devices controller); delete frees it.
+  b.probe({"sleep", "100"});
+  std::string id = rt.new_id();
+  int pid = start(b, id);
+  ASSERT_GT(pid, 0);
+  std::string dir = unified_dir(pid);
+  if (dir.empty()) GTEST_SKIP() << "no cgroup2 hierarchy";
+  auto progs = cg::attached_device_programs(dir);
+  ASSERT_TRUE(progs.ok()) << progs.error().text();
+  ASSERT_EQ(progs->size(), 1u) << dir;
+  EXPECT_EQ((*progs)[0].name, cg::kDeviceFilterName);
+  uint32_t id0 = (*progs)[0].id;
+  EXPECT_TRUE(program_exists(id0));
+  RunResult r = rt.del(id, true);
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_FALSE(path_exists(dir));
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = !program_exists(id0);
+    if (!gone) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(gone) << "device program " << id0 << " outlived the container";
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// update -r with device rules replaces them live: on the v1 devices controller and the
+// cgroup2 program alike (exactly one zrun program stays attached).
+TEST_F(CgroupsTest, UpdateReplacesDeviceRules) {
+  if (!zrun_only()) GTEST_SKIP();
+  if (!path_exists("/dev/net/tun")) GTEST_SKIP() << "no /dev/net/tun on this host";
+  Bundle b(rt);
+  tun_bundle(b);
+  b.probe({"sleep", "100"});
+  std::string id = rt.new_id();
+  int pid = start(b, id);
+  ASSERT_GT(pid, 0);
+  auto open_tun = [&] {
+    return parse_kv(rt.exec({"exec", id, "/bin/zrun-probe", "open", kTun, "rw"}).out);
+  };
+  EXPECT_EQ(open_tun()["errno"], std::to_string(EPERM));
+  ExecOptions o;
+  o.stdin_data = R"({"devices": [{"allow": false, "access": "rwm"},
+                                 {"allow": true, "type": "c", "major": 10, "minor": 200,
+                                  "access": "rw"}]})";
+  RunResult r = rt.exec({"update", "-r", "-", id}, o);
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(open_tun()["open"], "ok");
+  // The default nodes stay usable after the new rules.
+  auto kv = parse_kv(rt.exec({"exec", id, "/bin/zrun-probe", "open", "/dev/null", "rw"}).out);
+  EXPECT_EQ(kv["open"], "ok") << kv["error"];
+  std::string dir = unified_dir(pid);
+  if (!dir.empty()) {
+    auto progs = cg::attached_device_programs(dir);
+    ASSERT_TRUE(progs.ok()) << progs.error().text();
+    EXPECT_EQ(progs->size(), 1u);
+  }
+  // Saved for later: the device rules in the state dir's config.json are the new ones.
+  Json saved = Json::parse(read_file(rt.root() + "/" + id + "/config.json"));
+  EXPECT_EQ(saved["linux"]["resources"]["devices"].size(), 2u) << saved["linux"]["resources"];
+}
+
+// update keeps what it changed in the container's saved config: a second, partial update
+// keeps the first change (in the cgroup and in the saved spec), and beancounters shows the
+// limits in force.
+TEST_F(CgroupsTest, UpdateIsSavedAndAPartialUpdateKeepsEarlierChanges) {
+  if (!zrun_only()) GTEST_SKIP();
+  Bundle b(rt);
+  b.config()["linux"]["resources"]["memory"] = {{"limit", 64 << 20}};
+  b.probe({"sleep", "100"});
+  std::string id = rt.new_id();
+  ASSERT_GT(start(b, id), 0);
+  auto saved = [&] {
+    return Json::parse(read_file(rt.root() + "/" + id + "/config.json"))["linux"]["resources"];
+  };
+  RunResult r = rt.exec({"update", "--memory", "128m", id});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(num_or(bean_row(id, "physpages"), "limit"), 128 << 20);
+  EXPECT_EQ(saved()["memory"]["limit"], 128 << 20) << saved();
+  r = rt.exec({"update", "--pids-limit", "42", id});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(num_or(bean_row(id, "numproc"), "limit"), 42);
+  EXPECT_EQ(num_or(bean_row(id, "physpages"), "limit"), 128 << 20);
+  Json res = saved();
+  EXPECT_EQ(res["memory"]["limit"], 128 << 20) << res;
+  EXPECT_EQ(res["pids"]["limit"], 42) << res;
+  EXPECT_EQ(res["devices"].size(), 1u) << res;  // untouched by both updates
+  // A failed update changes nothing on disk.
+  expect_error(rt.exec({"update", "--memory", "12q", id}), "memory");
+  EXPECT_EQ(saved(), res);
 }
 
 }  // namespace
