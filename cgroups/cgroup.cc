@@ -208,6 +208,8 @@ Result<void> CgroupImpl::apply_device_filter(const std::vector<spec::DeviceRule>
   const char* why = nullptr;
   if (!r && mode_ == Mode::kHybrid && !v1_dir("devices").empty())
     why = "the v1 devices controller still enforces the rules";
+  else if (!r && device_rules_deny_nothing(rules))
+    why = "the rules deny nothing";  // runc's canSkipEBPFError
   else if (!r && r.error().err == EPERM && unprivileged())
     why =
         "not enforced for a rootless container: like runc, zrun relies on it having no "

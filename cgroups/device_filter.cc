@@ -1,6 +1,7 @@
 // The cgroup v2 device filter: OCI device rules -> eBPF instructions (see device_filter.h).
 #include "cgroups/device_filter.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -162,6 +163,31 @@ bool device_rules_allow(const std::vector<spec::DeviceRule>& rules, char type, u
     if (match) allowed = r.allow;
   }
   return allowed;
+}
+
+bool device_rules_deny_nothing(const std::vector<spec::DeviceRule>& rules) {
+  // Matching depends on a number only through equality with the rules' numbers: the
+  // numbers they name and one more ("any other") cover every case.
+  std::vector<uint32_t> majors = {0}, minors = {0};
+  uint32_t other_major = 0, other_minor = 0;
+  for (auto& r : rules) {
+    if (r.major && *r.major >= 0 && *r.major <= INT32_MAX) {
+      majors.push_back(static_cast<uint32_t>(*r.major));
+      other_major = std::max(other_major, static_cast<uint32_t>(*r.major) + 1);
+    }
+    if (r.minor && *r.minor >= 0 && *r.minor <= INT32_MAX) {
+      minors.push_back(static_cast<uint32_t>(*r.minor));
+      other_minor = std::max(other_minor, static_cast<uint32_t>(*r.minor) + 1);
+    }
+  }
+  majors.push_back(other_major);
+  minors.push_back(other_minor);
+  for (char type : {'c', 'b'})
+    for (uint32_t maj : majors)
+      for (uint32_t min : minors)
+        for (uint32_t acc = 1; acc <= kAllAccess; ++acc)
+          if (!device_rules_allow(rules, type, maj, min, acc)) return false;
+  return true;
 }
 
 std::string device_filter_listing(const std::vector<bpf_insn>& prog) {

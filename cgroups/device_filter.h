@@ -50,6 +50,11 @@ base::Result<std::vector<bpf_insn>> device_filter_program(
 bool device_rules_allow(const std::vector<spec::DeviceRule>& rules, char type, uint32_t major,
                         uint32_t minor, uint32_t access);
 
+// True when the rules allow every request (each type, device number and access): a
+// program for them would refuse nothing, so failing to load it loses nothing. Exact: it
+// evaluates every major/minor the rules name plus one they do not.
+bool device_rules_deny_nothing(const std::vector<spec::DeviceRule>& rules);
+
 // A readable listing, one instruction per line in bpftool's style ("r2 = *(u32 *)(r1 +0)",
 // "if r4 != 0x1 goto +2", "r0 = 1", "exit"); for tests and debug logs.
 std::string device_filter_listing(const std::vector<bpf_insn>& prog);

@@ -237,6 +237,24 @@ TEST(DeviceFilter, MatchesReferenceOnRandomRules) {
   }
 }
 
+TEST(DeviceFilter, DenyNothing) {
+  auto all = rule(true, "a", std::nullopt, std::nullopt, "rwm");
+  EXPECT_TRUE(device_rules_deny_nothing({all}));
+  EXPECT_TRUE(device_rules_deny_nothing(device_rules_with_defaults({all}, nullptr)));
+  EXPECT_TRUE(
+      device_rules_deny_nothing({rule(false, "c", 1, 3, "r"), all, rule(true, "c", 1, 3, "r")}));
+  EXPECT_FALSE(device_rules_deny_nothing({}));
+  EXPECT_FALSE(device_rules_deny_nothing({all, rule(false, "c", 1, 3, "w")}));
+  EXPECT_FALSE(device_rules_deny_nothing({all, rule(false, "b", 7, std::nullopt, "m")}));
+  // Allowing c and b separately covers everything; leaving one number out does not.
+  EXPECT_TRUE(
+      device_rules_deny_nothing({rule(true, "c", -1, -1, "rwm"), rule(true, "b", -1, -1, "")}));
+  EXPECT_FALSE(
+      device_rules_deny_nothing({rule(true, "c", -1, -1, "rwm"), rule(true, "b", 8, -1, "")}));
+  EXPECT_FALSE(device_rules_deny_nothing(
+      device_rules_with_defaults({rule(false, "a", std::nullopt, std::nullopt, "rwm")}, nullptr)));
+}
+
 TEST(DeviceFilter, Errors) {
   auto bad = [](DeviceRule r) {
     auto p = device_filter_program({rule(true, "a", std::nullopt, std::nullopt, "rwm"), r});
