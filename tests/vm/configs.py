@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""configs.py BASE_CONFIG OUT_DIR — write one bundle per VM test case.
+
+BASE_CONFIG is the output of `zrun spec`; every case gets OUT_DIR/<case>/config.json with
+the shared guest rootfs (/vm/rootfs), no terminal, and its own process and resources. The
+guest has no JSON tools, so everything case-specific is decided here, on the host. Two
+values are only known inside the guest (the virtio disk's major:minor): they are written as
+the bare words @VDA_MAJOR@ / @VDA_MINOR@ and substituted by guest.sh with sed.
+"""
+import copy
+import json
+import os
+import sys
+
+MIB = 1 << 20
+PROBE = "/bin/zrun-probe"
+
+
+def base(spec, case, args, cgroup=True):
+    c = copy.deepcopy(spec)
+    c["root"] = {"path": "/vm/rootfs", "readonly": False}
+    c["process"]["terminal"] = False
+    c["process"]["args"] = args
+    c["hostname"] = case
+    if cgroup:
+        c["linux"]["cgroupsPath"] = "/zrun-vm/" + case
+    c["linux"].setdefault("resources", {})
+    return c
+
+
+def resources(c):
+    return c["linux"]["resources"]
+
+
+def cases(spec):
+    out = {}
+
+    # memory.max: a 96 MiB hog in a 32 MiB cgroup is OOM-killed.
+    c = base(spec, "memory-max", [PROBE, "hog", "96"])
+    resources(c)["memory"] = {"limit": 32 * MIB}
+    out["memory-max"] = c
+
+    # memory.high (OCI has no field: the `unified` map): a 32 MiB hog over a 16 MiB soft
+    # limit is throttled, not killed.
+    c = base(spec, "memory-high", [PROBE, "hog", "32"])
+    resources(c)["unified"] = {"memory.high": str(16 * MIB)}
+    out["memory-high"] = c
+
+    # pids.max: a fork loop stops at 10 tasks.
+    c = base(spec, "pids-max", [PROBE, "fork", "50"])
+    resources(c)["pids"] = {"limit": 10}
+    out["pids-max"] = c
+
+    # cpu.max: 20 ms per 100 ms period.
+    c = base(spec, "cpu-max", [PROBE, "spin", "120"])
+    resources(c)["cpu"] = {"quota": 20000, "period": 100000}
+    out["cpu-max"] = c
+
+    # io.max: O_DIRECT writes to the guest's virtio disk, throttled to 1 MiB/s. The
+    # container's clock is the guest's /proc/uptime (no time namespace).
+    dd = (
+        "read a _ </proc/uptime; "
+        "dd if=/dev/zero of=/dev/vda bs=256k count=16 oflag=direct 2>/dev/null; "
+        "rc=$?; read b _ </proc/uptime; echo dd=$rc; echo t0=$a; echo t1=$b"
+    )
+    c = base(spec, "io-max", ["/bin/sh", "-c", dd])
+    vda = {"major": "@VDA_MAJOR@", "minor": "@VDA_MINOR@"}
+    c["linux"]["devices"] = [dict(path="/dev/vda", type="b", fileMode=0o660, **vda)]
+    resources(c)["blockIO"] = {"throttleWriteBpsDevice": [dict(rate=MIB, **vda)]}
+    out["io-max"] = c
+
+    # Device filter (v2: a BPF_PROG_TYPE_CGROUP_DEVICE program). The virtio disk's node is
+    # bind-mounted in (not in linux.devices, which zrun allows like runc does); the spec's
+    # deny-all plus "allow b MAJ:MIN w" must refuse opening it for reading (EPERM), allow
+    # opening it for writing (nothing is written), and keep the default devices (/dev/null)
+    # usable. A char device would not do: the non-default ones check capabilities of their
+    # own (/dev/kmsg: CAP_SYSLOG), which would pass this case without any device filter.
+    probe3 = (
+        "for m in r w; do /bin/zrun-probe open /dev/vda $m | grep ^errno=; done; "
+        "/bin/zrun-probe open /dev/null rw | grep ^errno="
+    )
+    c = base(spec, "devices", ["/bin/sh", "-c", probe3])
+    c["mounts"].append(
+        {"destination": "/dev/vda", "type": "bind", "source": "/dev/vda", "options": ["bind"]}
+    )
+    resources(c)["devices"] = [
+        {"allow": False, "access": "rwm"},
+        dict(allow=True, type="b", access="w", **vda),
+    ]
+    out["devices"] = c
+
+    # Freezer: a shell counting into /tmp/count (read by the guest in the shared rootfs).
+    count = "i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.05; done"
+    out["freeze"] = base(spec, "freeze", ["/bin/sh", "-c", count])
+
+    # cgroup.kill: init -> sh -> sleep (a grandchild of the container's init).
+    tree = ["/bin/sh", "-c", "sh -c 'sleep 1000 & wait' & wait"]
+    out["kill-all"] = base(spec, "kill-all", tree)
+    out["delete-force"] = base(spec, "delete-force", tree)
+
+    # Bean counters against the kernel's files; default cgroupsPath (none in the spec).
+    c = base(spec, "beancounters", ["/bin/sh", "-c", "sleep 1000 & sleep 1000 & wait"], False)
+    resources(c)["memory"] = {"limit": 64 * MIB}
+    resources(c)["pids"] = {"limit": 20}
+    out["beancounters"] = c
+    return out
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    with open(sys.argv[1]) as f:
+        spec = json.load(f)
+    for name, c in cases(spec).items():
+        os.makedirs(os.path.join(sys.argv[2], name), exist_ok=True)
+        text = json.dumps(c, indent=1)
+        for key in ("VDA_MAJOR", "VDA_MINOR"):
+            text = text.replace('"@%s@"' % key, "@%s@" % key)
+        with open(os.path.join(sys.argv[2], name, "config.json"), "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

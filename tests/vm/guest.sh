@@ -1,0 +1,261 @@
+#!/bin/sh
+# Guest PID 1, stage 2 (after tests/vm/init switched into a tmpfs root): mount the
+# kernel filesystems, enable the v2 controllers and run the cgroup v2 cases with zrun for
+# real. One `PASS name` / `FAIL name: why` line per case, then `vm: N passed, M failed`,
+# then power off. The host (tests/vm/run.sh) reads these lines from the serial console.
+export PATH=/bin
+set -u
+
+mkdir -p /proc /sys /dev /run /tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+# Keep kernel messages (OOM reports...) off the console: they would tear result lines.
+echo 1 >/proc/sys/kernel/printk
+insmod /lib/modules/virtio_blk.ko 2>/tmp/insmod.err || cat /tmp/insmod.err
+echo "+cpu +memory +pids +io +cpuset" >/sys/fs/cgroup/cgroup.subtree_control
+echo "guest: kernel $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+
+Z="zrun --root /run/zrun"
+CG=/sys/fs/cgroup/zrun-vm
+MIB=1048576
+
+# ---- helpers ----
+now() { read -r t _ </proc/uptime; echo "$t"; }
+# fail MESSAGE: end the current case (cases run in a subshell).
+fail() {
+  echo "$*" >/tmp/why
+  exit 1
+}
+# The value of KEY in a flat-keyed cgroup file ("key value" lines).
+keyed() { awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null; }
+# wait_for SECS COMMAND: poll COMMAND (eval'd) every 0.2 s until it succeeds.
+wait_for() {
+  end=$(awk -v n="$(now)" -v s="$1" 'BEGIN { print n + s }')
+  while ! eval "$2"; do
+    awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n > e) }' && return 1
+    sleep 0.2
+  done
+  return 0
+}
+# Start a container detached; its stdio goes to /tmp/ID.out.
+start() {
+  $Z run -d -b "/vm/cases/$1" "$1" >"/tmp/$1.out" 2>&1 </dev/null ||
+    fail "run -d: $(tail -n 3 "/tmp/$1.out")"
+}
+# Run a container in the foreground, keep it for inspection; sets $rc.
+run_keep() {
+  timeout -s KILL "${2:-120}" $Z run --keep -b "/vm/cases/$1" "$1" >"/tmp/$1.out" 2>&1 </dev/null
+  rc=$?
+}
+out_kv() { sed -n "s/^$2=//p" "/tmp/$1.out" | head -n 1; }
+state_field() { $Z state "$1" 2>/dev/null | tr -d '\n' | sed -n "s/.*\"$2\": *\"*\([^,\"}]*\).*/\1/p"; }
+# bean ID RESOURCE FIELD: one number from `zrun beancounters --json ID`.
+bean() {
+  $Z beancounters --json "$1" | tr '}' '\n' | grep "\"resource\":\"$2\"" |
+    sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p"
+}
+# The container's PIDs from `zrun ps -f json`, space separated.
+ps_pids() { $Z ps -f json "$1" 2>/dev/null | tr -c '0-9' ' '; }
+count_words() { echo $# ; }
+alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+read_count() { cat /vm/rootfs/tmp/count 2>/dev/null || echo 0; }
+
+# ---- cases (each runs in a subshell; `fail` ends it) ----
+
+case_memory_max() {
+  id=memory-max d=$CG/memory-max
+  run_keep $id
+  [ "$rc" = 137 ] || fail "exit $rc, want 137 (SIGKILL by the OOM killer): $(tail -n 3 /tmp/$id.out)"
+  grep -q hog=96 /tmp/$id.out && fail "the 96 MiB hog completed under a 32 MiB memory.max"
+  [ "$(cat $d/memory.max)" = $((32 * MIB)) ] || fail "memory.max is $(cat $d/memory.max)"
+  oom=$(keyed $d/memory.events oom_kill)
+  [ "${oom:-0}" -ge 1 ] || fail "memory.events oom_kill=$oom: $(cat $d/memory.events | tr '\n' ' ')"
+  fc=$(bean $id physpages failcnt)
+  [ "${fc:-0}" -ge 1 ] || fail "beancounters physpages failcnt=$fc (memory.events max=$(keyed $d/memory.events max))"
+  [ "$(bean $id physpages limit)" = $((32 * MIB)) ] || fail "beancounters physpages limit=$(bean $id physpages limit)"
+  [ "$(bean $id physpages oom_kill)" = "$oom" ] || fail "beancounters oom_kill=$(bean $id physpages oom_kill), kernel $oom"
+  echo "  memory-max: oom_kill $oom, physpages failcnt $fc, maxheld $(bean $id physpages maxheld)" >&2
+}
+
+case_memory_high() {
+  id=memory-high d=$CG/memory-high
+  start $id
+  [ "$(cat $d/memory.high)" = $((16 * MIB)) ] || fail "memory.high is $(cat $d/memory.high)"
+  wait_for 60 '[ "$(keyed $d/memory.events high)" -gt 0 ]' ||
+    fail "memory.events high stayed 0 (memory.current=$(cat $d/memory.current))"
+  sleep 2
+  [ "$(state_field $id status)" = running ] || fail "the hog died: status $(state_field $id status): $(cat /tmp/$id.out)"
+  [ "$(keyed $d/memory.events oom_kill)" = 0 ] || fail "memory.high OOM-killed: $(cat $d/memory.events | tr '\n' ' ')"
+  grep -q hog=32 /tmp/$id.out && fail "the 32 MiB hog was not throttled at a 16 MiB memory.high"
+  stall=$(sed -n 's/^some .*total=\([0-9]*\).*/\1/p' $d/memory.pressure)
+  [ "${stall:-0}" -gt 0 ] || fail "no memory stall in memory.pressure: $(cat $d/memory.pressure | tr '\n' ' ')"
+  [ "$(bean $id physpages barrier)" = $((16 * MIB)) ] || fail "beancounters physpages barrier=$(bean $id physpages barrier)"
+  echo "  memory-high: high events $(keyed $d/memory.events high), memory.current $(cat $d/memory.current), stalled ${stall} us" >&2
+}
+
+case_pids_max() {
+  id=pids-max d=$CG/pids-max
+  run_keep $id
+  [ "$(out_kv $id errno)" = 11 ] || fail "fork loop: errno=$(out_kv $id errno), want 11 (EAGAIN): $(cat /tmp/$id.out | tr '\n' ' ')"
+  [ "$(out_kv $id forked)" = 9 ] || fail "forked=$(out_kv $id forked), want 9 (the probe is the 10th task)"
+  ev=$(keyed $d/pids.events max)
+  [ "${ev:-0}" -ge 1 ] || fail "pids.events max=$ev"
+  [ "$(bean $id numproc failcnt)" = "$ev" ] || fail "beancounters numproc failcnt=$(bean $id numproc failcnt), pids.events max=$ev"
+  [ "$(bean $id numproc limit)" = 10 ] || fail "beancounters numproc limit=$(bean $id numproc limit)"
+  echo "  pids-max: forked 9 then EAGAIN, pids.events max $ev" >&2
+}
+
+case_cpu_max() {
+  id=cpu-max d=$CG/cpu-max
+  start $id
+  [ "$(cat $d/cpu.max)" = "20000 100000" ] || fail "cpu.max is $(cat $d/cpu.max)"
+  sleep 1
+  u0=$(keyed $d/cpu.stat usage_usec) t0=$(now)
+  sleep 4
+  u1=$(keyed $d/cpu.stat usage_usec) t1=$(now)
+  share=$(awk -v a="$u0" -v b="$u1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e6 / (e - s) }')
+  # 20% of a CPU; unthrottled the spinner takes ~100% of the guest's one vCPU.
+  awk -v x="$share" 'BEGIN { exit !(x > 0.05 && x < 0.40) }' ||
+    fail "the spinner got $share of a CPU, want ~0.20 (cpu.stat: $(cat $d/cpu.stat | tr '\n' ' '))"
+  thr=$(keyed $d/cpu.stat nr_throttled)
+  [ "${thr:-0}" -gt 0 ] || fail "cpu.stat nr_throttled=$thr"
+  [ "$(bean $id cpu failcnt)" -ge "$thr" ] || fail "beancounters cpu failcnt=$(bean $id cpu failcnt) < nr_throttled=$thr"
+  echo "  cpu-max: share $share of a CPU over $(awk -v s="$t0" -v e="$t1" 'BEGIN { print e - s }') s" >&2
+}
+
+case_io_max() {
+  id=io-max d=$CG/io-max
+  [ -b /dev/vda ] || fail "no /dev/vda in the guest (virtio_blk not loaded?)"
+  dev=$(cat /sys/block/vda/dev)
+  # Unthrottled, from the guest's root cgroup: the same 4 MiB of O_DIRECT writes.
+  b0=$(now)
+  dd if=/dev/zero of=/dev/vda bs=256k count=16 oflag=direct 2>/dev/null || fail "baseline dd failed"
+  base=$(awk -v s="$b0" -v e="$(now)" 'BEGIN { print e - s }')
+  run_keep $id
+  [ "$rc" = 0 ] && [ "$(out_kv $id dd)" = 0 ] || fail "container dd: exit $rc: $(cat /tmp/$id.out | tr '\n' ' ')"
+  grep -q "^$dev .*wbps=$MIB" $d/io.max || fail "io.max is '$(cat $d/io.max)', want $dev wbps=$MIB"
+  el=$(awk -v s="$(out_kv $id t0)" -v e="$(out_kv $id t1)" 'BEGIN { print e - s }')
+  # 4 MiB at 1 MiB/s: ~4 s (the first slice may pass unthrottled).
+  awk -v t="$el" -v b="$base" 'BEGIN { exit !(t >= 2.5 && t > 2 * b) }' ||
+    fail "4 MiB took $el s throttled vs $base s unthrottled; want >= 2.5 s at 1 MiB/s"
+  wb=$(sed -n "s/^$dev .*wbytes=\([0-9]*\).*/\1/p" $d/io.stat)
+  [ "${wb:-0}" -ge $((4 * MIB)) ] || fail "io.stat wbytes=$wb for $dev, want >= 4 MiB: $(cat $d/io.stat)"
+  echo "  io-max: 4 MiB in $el s throttled, $base s unthrottled" >&2
+}
+
+# Needs the v2 BPF device program (branch devbpf); until it is merged zrun only warns
+# that device rules are not enforced on cgroup v2, and this case fails.
+case_devices() {
+  id=devices
+  run_keep $id
+  got=$(grep '^errno=' /tmp/$id.out | sed 's/errno=//' | tr '\n' ' ')
+  [ "$got" = "1 0 0 " ] ||
+    fail "errno for open /dev/vda r, w and /dev/null rw: '$got', want '1 0 0' (read denied with EPERM; the v2 device BPF program is on branch devbpf): $(grep -v '^errno=' /tmp/$id.out | tr '\n' ' ')"
+}
+
+case_freeze() {
+  id=freeze d=$CG/freeze
+  rm -f /vm/rootfs/tmp/count
+  start $id
+  wait_for 30 '[ "$(read_count)" -gt 0 ]' || fail "the counter never started"
+  $Z pause $id 2>/tmp/err || fail "pause: $(cat /tmp/err)"
+  [ "$(state_field $id status)" = paused ] || fail "state says $(state_field $id status) after pause"
+  [ "$(keyed $d/cgroup.events frozen)" = 1 ] || fail "cgroup.events: $(cat $d/cgroup.events | tr '\n' ' ')"
+  c1=$(read_count)
+  sleep 2
+  [ "$(read_count)" = "$c1" ] || fail "the counter moved while paused: $c1 -> $(read_count)"
+  $Z resume $id 2>/tmp/err || fail "resume: $(cat /tmp/err)"
+  [ "$(state_field $id status)" = running ] || fail "state says $(state_field $id status) after resume"
+  [ "$(keyed $d/cgroup.events frozen)" = 0 ] || fail "still frozen after resume"
+  wait_for 20 '[ "$(read_count)" -gt "$c1" ]' || fail "the counter did not continue after resume"
+}
+
+# Start the init -> sh -> sleep tree and wait until all three show up in `zrun ps`.
+start_tree() {
+  tree=$1
+  start "$tree"
+  wait_for 30 '[ "$(count_words $(ps_pids $tree))" -ge 3 ]' || fail "ps shows only: $(ps_pids $tree)"
+  pids=$(ps_pids "$tree")
+}
+
+case_kill_all() {
+  id=kill-all
+  start_tree $id
+  $Z kill --all $id KILL 2>/tmp/err || fail "kill --all: $(cat /tmp/err)"
+  wait_for 20 '[ "$(state_field $id status)" = stopped ]' || fail "status $(state_field $id status) after kill --all"
+  for p in $pids; do alive "$p" && fail "pid $p survived kill --all ($(cat /proc/$p/cmdline | tr '\0' ' '))"; done
+  [ -z "$(cat $CG/$id/cgroup.procs)" ] || fail "cgroup.procs not empty: $(cat $CG/$id/cgroup.procs)"
+}
+
+case_delete_force() {
+  id=delete-force
+  start_tree $id
+  $Z delete --force $id 2>/tmp/err || fail "delete --force: $(cat /tmp/err)"
+  for p in $pids; do alive "$p" && fail "pid $p survived delete --force"; done
+  [ -e $CG/$id ] && fail "$CG/$id left behind"
+  $Z state $id >/dev/null 2>&1 && fail "state still finds $id"
+  return 0
+}
+
+case_beancounters() {
+  id=beancounters
+  start $id
+  pid=$(state_field $id pid)
+  rel=$(sed -n 's/^0:://p' /proc/$pid/cgroup)
+  d=/sys/fs/cgroup$rel
+  case "$rel" in */$id) ;; *) fail "default cgroup path '$rel' does not end in /$id" ;; esac
+  wait_for 30 '[ "$(cat $d/pids.current)" = 3 ]' || fail "pids.current=$(cat $d/pids.current), want 3"
+  [ "$(bean $id numproc held)" = 3 ] || fail "numproc held=$(bean $id numproc held), pids.current=3"
+  [ "$(bean $id numproc limit)" = 20 ] || fail "numproc limit=$(bean $id numproc limit)"
+  [ "$(bean $id numproc failcnt)" = "$(keyed $d/pids.events max)" ] || fail "numproc failcnt=$(bean $id numproc failcnt)"
+  m0=$(cat $d/memory.current)
+  held=$(bean $id physpages held)
+  m1=$(cat $d/memory.current)
+  # memory.current moves a little between reads: held must lie within them (+-64 KiB).
+  awk -v h="${held:-0}" -v a="$m0" -v b="$m1" 'BEGIN {
+      lo = (a < b ? a : b) - 65536; hi = (a > b ? a : b) + 65536; exit !(h >= lo && h <= hi) }' ||
+    fail "physpages held=$held, memory.current $m0..$m1"
+  [ "$(bean $id physpages limit)" = $((64 * MIB)) ] || fail "physpages limit=$(bean $id physpages limit)"
+  peak=$(cat $d/memory.peak 2>/dev/null)
+  [ -z "$peak" ] || [ "$(bean $id physpages maxheld)" -ge "$m0" ] ||
+    fail "physpages maxheld=$(bean $id physpages maxheld) < held $m0"
+  $Z beancounters | grep -q "$id:" || fail "the table lacks '$id:'"
+}
+
+# Every cgroup the cases made is gone after their delete (the guest has no others).
+case_no_leftovers() {
+  [ -e /sys/fs/cgroup/cgroup.controllers ] || fail "no cgroup2 at /sys/fs/cgroup"
+  left=$(find /sys/fs/cgroup -mindepth 1 -type d)
+  [ -z "$left" ] || fail "cgroups left behind: $(echo $left)"
+}
+
+# ---- run ----
+if [ -e /sys/block/vda/dev ]; then
+  majmin=$(cat /sys/block/vda/dev)
+  sed -i "s/@VDA_MAJOR@/${majmin%:*}/g; s/@VDA_MINOR@/${majmin#*:}/g" /vm/cases/*/config.json
+fi
+passed=0 failed=0
+for c in memory-max memory-high pids-max cpu-max io-max devices freeze kill-all delete-force \
+  beancounters no-leftovers; do
+  rm -f /tmp/why
+  t0=$(now)
+  (case_$(echo $c | tr - _))
+  rc=$?
+  took=$(awk -v s="$t0" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }')
+  [ "$c" = no-leftovers ] || $Z delete --force "$c" >/dev/null 2>&1
+  if [ $rc = 0 ]; then
+    echo "PASS $c (${took}s)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $c: $(cat /tmp/why 2>/dev/null || echo "exit $rc")"
+    failed=$((failed + 1))
+  fi
+done
+echo "vm: $passed passed, $failed failed"
+sync
+poweroff -f
+echo o >/proc/sysrq-trigger
