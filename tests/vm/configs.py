@@ -103,6 +103,25 @@ def cases(spec):
     resources(c)["memory"] = {"limit": 64 * MIB}
     resources(c)["pids"] = {"limit": 20}
     out["beancounters"] = c
+    # update: live limits change on v2.
+    c = base(spec, "update", [PROBE, "sleep", "1000"])
+    resources(c)["memory"] = {"limit": 64 * MIB}
+    resources(c)["pids"] = {"limit": 20}
+    out["update"] = c
+
+    # events: stats every second and an oom event (inotify on memory.events) when the hog
+    # started after `events` is watching is killed; the shell then exits, ending the stream.
+    c = base(spec, "events", ["/bin/sh", "-c", "sleep 3; %s hog 96; sleep 1" % PROBE])
+    resources(c)["memory"] = {"limit": 32 * MIB}
+    out["events"] = c
+
+    # cgroup namespace + cgroup mount: the container sees its own subtree as the root.
+    show = "cat /proc/self/cgroup; echo max=$(cat /sys/fs/cgroup/memory.max); " \
+        "echo pids=$(cat /sys/fs/cgroup/pids.max); ls /sys/fs/cgroup | grep -c '^cgroup\\.'"
+    c = base(spec, "cgroupns", ["/bin/sh", "-c", show])
+    resources(c)["memory"] = {"limit": 48 * MIB}
+    resources(c)["pids"] = {"limit": 30}
+    out["cgroupns"] = c
     return out
 
 

@@ -46,9 +46,10 @@ start() {
   $Z run -d -b "/vm/cases/$1" "$1" >"/tmp/$1.out" 2>&1 </dev/null ||
     fail "run -d: $(tail -n 3 "/tmp/$1.out")"
 }
-# Run a container in the foreground, keep it for inspection; sets $rc.
+# Run a container in the foreground, keep it for inspection; sets $rc. The container's
+# stdout goes to /tmp/ID.out, zrun's and the container's stderr to /tmp/ID.err.
 run_keep() {
-  timeout -s KILL "${2:-120}" $Z run --keep -b "/vm/cases/$1" "$1" >"/tmp/$1.out" 2>&1 </dev/null
+  timeout -s KILL "${2:-120}" $Z run --keep -b "/vm/cases/$1" "$1" >"/tmp/$1.out" 2>"/tmp/$1.err" </dev/null
   rc=$?
 }
 out_kv() { sed -n "s/^$2=//p" "/tmp/$1.out" | head -n 1; }
@@ -69,7 +70,7 @@ read_count() { cat /vm/rootfs/tmp/count 2>/dev/null || echo 0; }
 case_memory_max() {
   id=memory-max d=$CG/memory-max
   run_keep $id
-  [ "$rc" = 137 ] || fail "exit $rc, want 137 (SIGKILL by the OOM killer): $(tail -n 3 /tmp/$id.out)"
+  [ "$rc" = 137 ] || fail "exit $rc, want 137 (SIGKILL by the OOM killer): $(tail -n 3 /tmp/$id.err)"
   grep -q hog=96 /tmp/$id.out && fail "the 96 MiB hog completed under a 32 MiB memory.max"
   [ "$(cat $d/memory.max)" = $((32 * MIB)) ] || fail "memory.max is $(cat $d/memory.max)"
   oom=$(keyed $d/memory.events oom_kill)
@@ -100,7 +101,7 @@ case_memory_high() {
 case_pids_max() {
   id=pids-max d=$CG/pids-max
   run_keep $id
-  [ "$(out_kv $id errno)" = 11 ] || fail "fork loop: errno=$(out_kv $id errno), want 11 (EAGAIN): $(cat /tmp/$id.out | tr '\n' ' ')"
+  [ "$(out_kv $id errno)" = 11 ] || fail "fork loop: errno=$(out_kv $id errno), want 11 (EAGAIN): $(cat /tmp/$id.out /tmp/$id.err | tr '\n' ' ')"
   [ "$(out_kv $id forked)" = 9 ] || fail "forked=$(out_kv $id forked), want 9 (the probe is the 10th task)"
   ev=$(keyed $d/pids.events max)
   [ "${ev:-0}" -ge 1 ] || fail "pids.events max=$ev"
@@ -136,7 +137,7 @@ case_io_max() {
   dd if=/dev/zero of=/dev/vda bs=256k count=16 oflag=direct 2>/dev/null || fail "baseline dd failed"
   base=$(awk -v s="$b0" -v e="$(now)" 'BEGIN { print e - s }')
   run_keep $id
-  [ "$rc" = 0 ] && [ "$(out_kv $id dd)" = 0 ] || fail "container dd: exit $rc: $(cat /tmp/$id.out | tr '\n' ' ')"
+  [ "$rc" = 0 ] && [ "$(out_kv $id dd)" = 0 ] || fail "container dd: exit $rc: $(cat /tmp/$id.out /tmp/$id.err | tr '\n' ' ')"
   grep -q "^$dev .*wbps=$MIB" $d/io.max || fail "io.max is '$(cat $d/io.max)', want $dev wbps=$MIB"
   el=$(awk -v s="$(out_kv $id t0)" -v e="$(out_kv $id t1)" 'BEGIN { print e - s }')
   # 4 MiB at 1 MiB/s: ~4 s (the first slice may pass unthrottled).
@@ -154,7 +155,7 @@ case_devices() {
   run_keep $id
   got=$(grep '^errno=' /tmp/$id.out | sed 's/errno=//' | tr '\n' ' ')
   [ "$got" = "1 0 0 " ] ||
-    fail "errno for open /dev/vda r, w and /dev/null rw: '$got', want '1 0 0' (read denied with EPERM; the v2 device BPF program is on branch devbpf): $(grep -v '^errno=' /tmp/$id.out | tr '\n' ' ')"
+    fail "errno for open /dev/vda r, w and /dev/null rw: '$got', want '1 0 0' (read denied with EPERM; the v2 device BPF program is on branch devbpf): $(cat /tmp/$id.err | tr '\n' ' ')"
 }
 
 case_freeze() {
@@ -226,6 +227,54 @@ case_beancounters() {
   $Z beancounters | grep -q "$id:" || fail "the table lacks '$id:'"
 }
 
+case_update() {
+  id=update d=$CG/update
+  start $id
+  $Z update --memory 128m --pids-limit 42 --cpu-quota 50000 --cpu-period 100000 $id 2>/tmp/err ||
+    fail "update flags: $(cat /tmp/err)"
+  [ "$(cat $d/memory.max)" = $((128 * MIB)) ] || fail "memory.max $(cat $d/memory.max) after --memory 128m"
+  [ "$(cat $d/pids.max)" = 42 ] || fail "pids.max $(cat $d/pids.max) after --pids-limit 42"
+  [ "$(cat $d/cpu.max)" = "50000 100000" ] || fail "cpu.max '$(cat $d/cpu.max)' after --cpu-quota 50000"
+  echo '{"memory": {"limit": 100663296, "swap": 134217728}, "pids": {"limit": 7}}' >/tmp/res.json
+  $Z update -r /tmp/res.json $id 2>/tmp/err || fail "update -r: $(cat /tmp/err)"
+  [ "$(cat $d/memory.max)" = $((96 * MIB)) ] || fail "memory.max $(cat $d/memory.max) after -r"
+  [ "$(cat $d/pids.max)" = 7 ] || fail "pids.max $(cat $d/pids.max) after -r"
+  # OCI swap is memory+swap: 128 MiB total over a 96 MiB limit = 32 MiB of swap on v2.
+  [ ! -e $d/memory.swap.max ] || [ "$(cat $d/memory.swap.max)" = $((32 * MIB)) ] ||
+    fail "memory.swap.max $(cat $d/memory.swap.max), want 32 MiB (memory+swap 128 - memory 96)"
+  # The new pids limit is enforced: the 7th task is refused.
+  $Z exec $id /bin/zrun-probe fork 20 >/tmp/$id.fork 2>&1
+  grep -q '^forked=5$' /tmp/$id.fork || fail "fork after pids.max=7 (init + probe + 5): $(cat /tmp/$id.fork | tr '\n' ' ')"
+  echo "  update: memory.max $(cat $d/memory.max), memory.swap.max $(cat $d/memory.swap.max 2>&1), pids.max 7 enforced" >&2
+  $Z update --memory 12q $id 2>/tmp/err && fail "update --memory 12q succeeded"
+  grep -q memory /tmp/err || fail "bad --memory error: $(cat /tmp/err)"
+  return 0
+}
+
+case_events() {
+  id=events
+  start $id
+  timeout -s KILL 60 $Z events --interval 1s $id >/tmp/$id.events 2>/tmp/err
+  rc=$?
+  [ $rc = 0 ] || fail "events exit $rc (137: did not end with the container): $(cat /tmp/err)"
+  stats=$(grep -c '"type":"stats"' /tmp/$id.events)
+  ooms=$(grep -c '"type":"oom"' /tmp/$id.events)
+  [ "$stats" -ge 2 ] || fail "$stats stats events: $(head -c 300 /tmp/$id.events)"
+  [ "$ooms" -ge 1 ] || fail "no oom event (memory.events: $(cat $CG/$id/memory.events 2>/dev/null | tr '\n' ' '))"
+  grep '"type":"stats"' /tmp/$id.events | head -n 1 | grep -q "\"limit\":$((32 * MIB))" ||
+    fail "stats lack memory limit 32 MiB: $(grep '"type":"stats"' /tmp/$id.events | head -n 1 | head -c 400)"
+  echo "  events: $stats stats, $ooms oom" >&2
+}
+
+case_cgroupns() {
+  id=cgroupns
+  run_keep $id
+  [ "$rc" = 0 ] || fail "exit $rc: $(cat /tmp/$id.err | tr '\n' ' ')"
+  [ "$(head -n 1 /tmp/$id.out)" = "0::/" ] || fail "/proc/self/cgroup inside: $(head -n 1 /tmp/$id.out)"
+  [ "$(out_kv $id max)" = $((48 * MIB)) ] || fail "/sys/fs/cgroup/memory.max inside: $(out_kv $id max)"
+  [ "$(out_kv $id pids)" = 30 ] || fail "/sys/fs/cgroup/pids.max inside: $(out_kv $id pids)"
+}
+
 # Every cgroup the cases made is gone after their delete (the guest has no others).
 case_no_leftovers() {
   [ -e /sys/fs/cgroup/cgroup.controllers ] || fail "no cgroup2 at /sys/fs/cgroup"
@@ -240,7 +289,7 @@ if [ -e /sys/block/vda/dev ]; then
 fi
 passed=0 failed=0
 for c in memory-max memory-high pids-max cpu-max io-max devices freeze kill-all delete-force \
-  beancounters no-leftovers; do
+  beancounters update events cgroupns no-leftovers; do
   rm -f /tmp/why
   t0=$(now)
   (case_$(echo $c | tr - _))
