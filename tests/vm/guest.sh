@@ -260,10 +260,13 @@ case_events() {
   stats=$(grep -c '"type":"stats"' /tmp/$id.events)
   ooms=$(grep -c '"type":"oom"' /tmp/$id.events)
   [ "$stats" -ge 2 ] || fail "$stats stats events: $(head -c 300 /tmp/$id.events)"
+  kernel_ooms=$(keyed $CG/$id/memory.events oom)
   [ "$ooms" -ge 1 ] || fail "no oom event (memory.events: $(cat $CG/$id/memory.events 2>/dev/null | tr '\n' ' '))"
+  # One event per OOM, as on v1 (the kernel bumps oom and oom_kill separately).
+  [ "$ooms" -le "$kernel_ooms" ] || fail "$ooms oom events for $kernel_ooms OOMs (memory.events: $(cat $CG/$id/memory.events | tr '\n' ' '))"
   grep '"type":"stats"' /tmp/$id.events | head -n 1 | grep -q "\"limit\":$((32 * MIB))" ||
     fail "stats lack memory limit 32 MiB: $(grep '"type":"stats"' /tmp/$id.events | head -n 1 | head -c 400)"
-  echo "  events: $stats stats, $ooms oom" >&2
+  echo "  events: $stats stats, $ooms oom events, memory.events oom $kernel_ooms" >&2
 }
 
 case_cgroupns() {
