@@ -92,6 +92,7 @@ def cases(spec):
     # Freezer: a shell counting into /tmp/count (read by the guest in the shared rootfs).
     count = "i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.05; done"
     out["freeze"] = base(spec, "freeze", ["/bin/sh", "-c", count])
+    out["delete-paused"] = base(spec, "delete-paused", [PROBE, "sleep", "1000"])
 
     # cgroup.kill: init -> sh -> sleep (a grandchild of the container's init).
     tree = ["/bin/sh", "-c", "sh -c 'sleep 1000 & wait' & wait"]

@@ -145,6 +145,8 @@ case_io_max() {
     fail "4 MiB took $el s throttled vs $base s unthrottled; want >= 2.5 s at 1 MiB/s"
   wb=$(sed -n "s/^$dev .*wbytes=\([0-9]*\).*/\1/p" $d/io.stat)
   [ "${wb:-0}" -ge $((4 * MIB)) ] || fail "io.stat wbytes=$wb for $dev, want >= 4 MiB: $(cat $d/io.stat)"
+  held=$(bean $id io held)
+  [ "${held:-0}" -ge $((4 * MIB)) ] || fail "beancounters io held=$held, io.stat wbytes=$wb"
   echo "  io-max: 4 MiB in $el s throttled, $base s unthrottled" >&2
 }
 
@@ -173,6 +175,18 @@ case_freeze() {
   [ "$(state_field $id status)" = running ] || fail "state says $(state_field $id status) after resume"
   [ "$(keyed $d/cgroup.events frozen)" = 0 ] || fail "still frozen after resume"
   wait_for 20 '[ "$(read_count)" -gt "$c1" ]' || fail "the counter did not continue after resume"
+}
+
+# delete --force of a paused container: the frozen tasks die and the cgroup goes.
+case_delete_paused() {
+  id=delete-paused
+  start $id
+  pid=$(state_field $id pid)
+  $Z pause $id 2>/tmp/err || fail "pause: $(cat /tmp/err)"
+  $Z delete --force $id 2>/tmp/err || fail "delete --force of a paused container: $(cat /tmp/err)"
+  alive "$pid" && fail "init $pid survived delete --force while paused"
+  [ -e $CG/$id ] && fail "$CG/$id left behind"
+  return 0
 }
 
 # Start the init -> sh -> sleep tree and wait until all three show up in `zrun ps`.
@@ -245,6 +259,17 @@ case_update() {
   # The new pids limit is enforced: the 7th task is refused.
   $Z exec $id /bin/zrun-probe fork 20 >/tmp/$id.fork 2>&1
   grep -q '^forked=5$' /tmp/$id.fork || fail "fork after pids.max=7 (init + probe + 5): $(cat /tmp/$id.fork | tr '\n' ' ')"
+  $Z update --cpu-shares 1024 --cpuset-cpus 0 --cpuset-mems 0 $id 2>/tmp/err || fail "update cpu: $(cat /tmp/err)"
+  [ "$(cat $d/cpu.weight)" = 100 ] || fail "cpu.weight $(cat $d/cpu.weight) after --cpu-shares 1024, want 100"
+  [ "$(cat $d/cpuset.cpus)" = 0 ] || fail "cpuset.cpus '$(cat $d/cpuset.cpus)' after --cpuset-cpus 0"
+  [ "$(cat $d/cpuset.mems)" = 0 ] || fail "cpuset.mems '$(cat $d/cpuset.mems)' after --cpuset-mems 0"
+  $Z update --blkio-weight 500 $id 2>/tmp/err || fail "update --blkio-weight 500: $(cat /tmp/err)"
+  # blkio 10..1000 -> io.weight 1..10000 (1 + (w - 10) * 9999 / 990); BFQ takes it as is.
+  if [ -e $d/io.bfq.weight ]; then
+    grep -q '^default 500$' $d/io.bfq.weight || fail "io.bfq.weight '$(cat $d/io.bfq.weight)' after --blkio-weight 500"
+  else
+    grep -q '^default 4950$' $d/io.weight || fail "io.weight '$(cat $d/io.weight)' after --blkio-weight 500, want 4950"
+  fi
   echo "  update: memory.max $(cat $d/memory.max), memory.swap.max $(cat $d/memory.swap.max 2>&1), pids.max 7 enforced" >&2
   $Z update --memory 12q $id 2>/tmp/err && fail "update --memory 12q succeeded"
   grep -q memory /tmp/err || fail "bad --memory error: $(cat /tmp/err)"
@@ -292,7 +317,7 @@ if [ -e /sys/block/vda/dev ]; then
 fi
 passed=0 failed=0
 for c in memory-max memory-high pids-max cpu-max io-max devices freeze kill-all delete-force \
-  beancounters update events cgroupns no-leftovers; do
+  delete-paused beancounters update events cgroupns no-leftovers; do
   rm -f /tmp/why
   t0=$(now)
   (case_$(echo $c | tr - _))
