@@ -116,6 +116,14 @@ def cases(spec):
     resources(c)["memory"] = {"limit": 32 * MIB}
     out["events"] = c
 
+    # A relative cgroupsPath, with zrun started from a non-root cgroup (as from a login
+    # shell's scope): v2 cannot enable controllers below a cgroup that has processes.
+    c = base(spec, "relative-path", [PROBE, "sleep", "1000"], False)
+    c["linux"]["cgroupsPath"] = "zrun-rel/ctr"
+    resources(c)["memory"] = {"limit": 32 * MIB}
+    resources(c)["pids"] = {"limit": 15}
+    out["relative-path"] = c
+
     # cgroup namespace + cgroup mount: the container sees its own subtree as the root.
     show = "cat /proc/self/cgroup; echo max=$(cat /sys/fs/cgroup/memory.max); " \
         "echo pids=$(cat /sys/fs/cgroup/pids.max); ls /sys/fs/cgroup | grep -c '^cgroup\\.'"

@@ -294,6 +294,23 @@ case_events() {
   echo "  events: $stats stats, $ooms oom events, memory.events oom $kernel_ooms" >&2
 }
 
+# zrun started in /runner (which then holds zrun itself): like runc, a relative path is
+# taken below the *parent* of zrun's own cgroup, where controllers can be enabled.
+case_relative_path() {
+  id=relative-path
+  mkdir -p /sys/fs/cgroup/runner
+  sh -c 'echo $$ >/sys/fs/cgroup/runner/cgroup.procs && exec '"$Z"' run -d -b /vm/cases/'$id' '$id \
+    >/tmp/$id.out 2>&1 </dev/null
+  rc=$?
+  rmdir /sys/fs/cgroup/runner 2>/dev/null
+  [ $rc = 0 ] || fail "run from /runner with cgroupsPath zrun-rel/ctr: $(cat /tmp/$id.out | tr '\n' ' ')"
+  d=/sys/fs/cgroup/zrun-rel/ctr
+  pid=$(state_field $id pid)
+  [ "$(cat /proc/$pid/cgroup)" = "0::/zrun-rel/ctr" ] || fail "the container is in $(cat /proc/$pid/cgroup), want 0::/zrun-rel/ctr"
+  [ "$(cat $d/memory.max)" = $((32 * MIB)) ] || fail "memory.max $(cat $d/memory.max)"
+  [ "$(cat $d/pids.max)" = 15 ] || fail "pids.max $(cat $d/pids.max)"
+}
+
 case_cgroupns() {
   id=cgroupns
   run_keep $id
@@ -317,7 +334,7 @@ if [ -e /sys/block/vda/dev ]; then
 fi
 passed=0 failed=0
 for c in memory-max memory-high pids-max cpu-max io-max devices freeze kill-all delete-force \
-  delete-paused beancounters update events cgroupns no-leftovers; do
+  delete-paused beancounters update events relative-path cgroupns no-leftovers; do
   rm -f /tmp/why
   t0=$(now)
   (case_$(echo $c | tr - _))
