@@ -79,6 +79,8 @@ case_memory_max() {
   [ "${fc:-0}" -ge 1 ] || fail "beancounters physpages failcnt=$fc (memory.events max=$(keyed $d/memory.events max))"
   [ "$(bean $id physpages limit)" = $((32 * MIB)) ] || fail "beancounters physpages limit=$(bean $id physpages limit)"
   [ "$(bean $id physpages oom_kill)" = "$oom" ] || fail "beancounters oom_kill=$(bean $id physpages oom_kill), kernel $oom"
+  [ ! -e $d/memory.peak ] || [ "$(bean $id physpages maxheld)" = "$(cat $d/memory.peak)" ] ||
+    fail "beancounters physpages maxheld=$(bean $id physpages maxheld), memory.peak $(cat $d/memory.peak)"
   echo "  memory-max: oom_kill $oom, physpages failcnt $fc, maxheld $(bean $id physpages maxheld)" >&2
 }
 
@@ -107,7 +109,9 @@ case_pids_max() {
   [ "${ev:-0}" -ge 1 ] || fail "pids.events max=$ev"
   [ "$(bean $id numproc failcnt)" = "$ev" ] || fail "beancounters numproc failcnt=$(bean $id numproc failcnt), pids.events max=$ev"
   [ "$(bean $id numproc limit)" = 10 ] || fail "beancounters numproc limit=$(bean $id numproc limit)"
-  echo "  pids-max: forked 9 then EAGAIN, pids.events max $ev" >&2
+  [ ! -e $d/pids.peak ] || [ "$(cat $d/pids.peak)" = 10 ] || fail "pids.peak $(cat $d/pids.peak), want 10"
+  [ "$(bean $id numproc maxheld)" = 10 ] || fail "beancounters numproc maxheld=$(bean $id numproc maxheld), want 10"
+  echo "  pids-max: forked 9 then EAGAIN, pids.events max $ev, numproc maxheld 10" >&2
 }
 
 case_cpu_max() {
