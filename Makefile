@@ -46,7 +46,7 @@ integration: build
 e2e: build
 	@bash tests/e2e/run.sh --runtime $(BUILD)/zrun; rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ]
 
-# cgroup v2 enforcement in a qemu guest with Debian's 6.12 kernel (TCG, ~3-5 min;
+# cgroup v2 enforcement in a qemu guest with Debian's 6.12 kernel (TCG, about a minute;
 # exit 77: cannot run here). See tests/vm/README.md.
 vm: build
 	@bash tests/vm/run.sh $(BUILD)/zrun $(BUILD)/tests/zrun-probe; rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ]

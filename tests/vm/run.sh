@@ -124,7 +124,7 @@ truncate -s 64M "$work/disk.img"
 
 # ---- boot ----
 # TCG, not KVM: KVM on our build machines hangs with a stock kernel (KERNEL-NOTES.md).
-echo "vm: booting $(basename "$kernel") $KVER under TCG (timeout ${timeout_s}s); cases take minutes"
+echo "vm: booting $(basename "$kernel") $KVER under TCG (timeout ${timeout_s}s); this takes about a minute"
 start=$SECONDS
 set +e
 timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
