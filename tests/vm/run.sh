@@ -8,12 +8,13 @@
 # Exit 0: the summary arrived with M = 0; 1: a case failed, or no summary (timeout, panic);
 # 77: cannot run here (no qemu, no kernel package), with the reason on stderr.
 #
-# Environment: ZRUN_VM_CACHE (kernel cache, default ~/.cache/zrun-vm), ZRUN_VM_TIMEOUT
+# Environment: ZRUN_VM_CACHE (kernel cache, default ~/.cache/zrun-vm), ZRUN_VM_KERNEL
+# (a Debian kernel ABI other than 6.12.100+deb12-amd64), ZRUN_VM_TIMEOUT
 # (seconds for the whole guest run, default 420), ZRUN_VM_KEEP=1 (keep the work dir),
 # BUSYBOX (default /bin/busybox, must be static).
 set -euo pipefail
 
-KVER=6.12.100+deb12-amd64
+KVER=${ZRUN_VM_KERNEL:-6.12.100+deb12-amd64}
 KPKG=linux-image-$KVER
 
 skip() {
@@ -31,7 +32,7 @@ repo=$(cd "$here/../.." && pwd)
 zrun=$(realpath "$1")
 probe=$(realpath "$2")
 busybox=${BUSYBOX:-/bin/busybox}
-cache=${ZRUN_VM_CACHE:-$HOME/.cache/zrun-vm}
+cache=${ZRUN_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/zrun-vm}
 timeout_s=${ZRUN_VM_TIMEOUT:-420}
 
 [ -x "$zrun" ] || die "no zrun binary at $1"
@@ -44,30 +45,40 @@ ldd "$busybox" >/dev/null 2>&1 && skip "$busybox is not static (apt-get install 
 ldd "$probe" >/dev/null 2>&1 && die "$probe is not static"
 
 # ---- the kernel (downloaded once into the cache) ----
-kdir=$cache/$KVER
+# fetch_kernel VERSION: linux-image-VERSION into $cache/VERSION (vmlinuz, config,
+# virtio_blk.ko); non-zero if apt-get cannot download it.
 fetch_kernel() {
-  local tmp
+  local kver=$1 tmp ok=1
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/fetch.XXXXXX")
-  # shellcheck disable=SC2064
-  trap "rm -rf '$tmp'" RETURN
-  if ! (cd "$tmp" && apt-get download "$KPKG" >/dev/null 2>&1); then
-    # An old package list may name a superseded version: refresh once.
-    apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$tmp" && apt-get download "$KPKG" >/dev/null 2>&1) ||
-      skip "cannot download $KPKG with apt-get (no Debian repository with it?)"
+  if (cd "$tmp" && apt-get download "linux-image-$kver" >/dev/null 2>&1) &&
+    dpkg-deb -x "$tmp"/linux-image-"$kver"_*.deb "$tmp/x" && mkdir -p "$tmp/k" &&
+    cp "$tmp/x/boot/vmlinuz-$kver" "$tmp/k/vmlinuz" &&
+    cp "$tmp/x/boot/config-$kver" "$tmp/k/config" &&
+    # CONFIG_VIRTIO_BLK=m: the guest loads it from the initramfs (xz-compressed in Debian).
+    "$busybox" xz -dc "$tmp/x/lib/modules/$kver/kernel/drivers/block/virtio_blk.ko.xz" \
+      >"$tmp/k/virtio_blk.ko"; then
+    rm -rf "${cache:?}/$kver"
+    mv "$tmp/k" "$cache/$kver" && ok=0
   fi
-  dpkg-deb -x "$tmp"/"$KPKG"_*.deb "$tmp/x" || die "unpack $KPKG failed"
-  mkdir -p "$tmp/k"
-  cp "$tmp/x/boot/vmlinuz-$KVER" "$tmp/k/vmlinuz"
-  cp "$tmp/x/boot/config-$KVER" "$tmp/k/config"
-  # CONFIG_VIRTIO_BLK=m: the guest loads it from the initramfs (xz-compressed in Debian).
-  "$busybox" xz -dc "$tmp/x/lib/modules/$KVER/kernel/drivers/block/virtio_blk.ko.xz" \
-    >"$tmp/k/virtio_blk.ko" || die "unpack virtio_blk.ko failed"
-  rm -rf "$kdir"
-  mv "$tmp/k" "$kdir"
+  rm -rf "$tmp"
+  return $ok
 }
-[ -f "$kdir/vmlinuz" ] && [ -f "$kdir/virtio_blk.ko" ] || fetch_kernel
+cached() { [ -f "$cache/$1/vmlinuz" ] && [ -f "$cache/$1/virtio_blk.ko" ]; }
+if ! cached "$KVER" && ! fetch_kernel "$KVER"; then
+  # An old package list may not know it: refresh once. If the archive has dropped this
+  # ABI, take the one Debian's 6.12 meta-package points at now.
+  apt-get update -qq >/dev/null 2>&1 || true
+  if ! fetch_kernel "$KVER"; then
+    now=$(apt-cache depends linux-image-6.12-amd64 2>/dev/null |
+      sed -n 's/.*Depends: linux-image-\(6\.12\.[^ ]*-amd64\)$/\1/p' | head -n 1)
+    [ -n "$now" ] && fetch_kernel "$now" ||
+      skip "cannot download $KPKG (nor the current 6.12 kernel) with apt-get"
+    echo "vm: $KPKG is gone from the archive; using linux-image-$now" >&2
+    KVER=$now
+  fi
+fi
+kdir=$cache/$KVER
 
 # The uncompressed vmlinux boots via PVH, skipping the decompressor (~2x faster under TCG).
 # Debian's bzImage carries a zstd payload (CONFIG_KERNEL_ZSTD): decompress from its magic,
@@ -78,12 +89,13 @@ extract_vmlinux() {
   local off
   off=$(LC_ALL=C grep -obUaP '\x28\xb5\x2f\xfd' "$kdir/vmlinuz" | head -n 1 | cut -d: -f1)
   [ -n "$off" ] || return 1
-  tail -c +$((off + 1)) "$kdir/vmlinuz" | zstd -dcq >"$kdir/vmlinux.tmp" 2>/dev/null || true
-  [ "$(head -c 4 "$kdir/vmlinux.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] || {
-    rm -f "$kdir/vmlinux.tmp"
+  local tmp=$kdir/vmlinux.$$
+  tail -c +$((off + 1)) "$kdir/vmlinuz" | zstd -dcq >"$tmp" 2>/dev/null || true
+  [ "$(head -c 4 "$tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] || {
+    rm -f "$tmp"
     return 1
   }
-  mv "$kdir/vmlinux.tmp" "$kdir/vmlinux"
+  mv "$tmp" "$kdir/vmlinux"
 }
 kernel=$kdir/vmlinuz
 if [ -f "$kdir/vmlinux" ] || extract_vmlinux; then kernel=$kdir/vmlinux; fi
