@@ -46,6 +46,11 @@ def cases(spec):
     resources(c)["unified"] = {"memory.high": str(16 * MIB)}
     out["memory-high"] = c
 
+    # hugetlb: 4 MiB of 2 MiB pages (the guest reserves 8 pages); the probe wants 8 MiB.
+    c = base(spec, "hugetlb", [PROBE, "huge", "8"])
+    resources(c)["hugepageLimits"] = [{"pageSize": "2MB", "limit": 4 * MIB}]
+    out["hugetlb"] = c
+
     # pids.max: a fork loop stops at 10 tasks.
     c = base(spec, "pids-max", [PROBE, "fork", "50"])
     resources(c)["pids"] = {"limit": 10}

@@ -114,6 +114,28 @@ case_pids_max() {
   echo "  pids-max: forked 9 then EAGAIN, pids.events max $ev, numproc maxheld 10" >&2
 }
 
+case_hugetlb() {
+  id=hugetlb d=$CG/hugetlb
+  echo 8 >/proc/sys/vm/nr_hugepages
+  [ "$(cat /proc/sys/vm/nr_hugepages)" = 8 ] || fail "the guest could not reserve 8 huge pages"
+  run_keep $id
+  echo 0 >/proc/sys/vm/nr_hugepages
+  [ "$(cat $d/hugetlb.2MB.max)" = $((4 * MIB)) ] || fail "hugetlb.2MB.max is $(cat $d/hugetlb.2MB.max)"
+  grep -q '^huge=8$' /tmp/$id.out && fail "8 MiB of huge pages mapped and touched under a 4 MiB limit"
+  last=$(grep '^touched=' /tmp/$id.out | tail -n 1)
+  echo "  hugetlb: exit $rc, $(tr '\n' ' ' </tmp/$id.out), events $(tr '\n' ' ' <$d/hugetlb.2MB.events), rsvd.max $(cat $d/hugetlb.2MB.rsvd.max 2>&1)" >&2
+  if [ -e $d/hugetlb.2MB.rsvd.max ]; then
+    # The reservation limit (set like runc/crun) refuses the mmap itself.
+    [ "$(cat $d/hugetlb.2MB.rsvd.max)" = $((4 * MIB)) ] || fail "hugetlb.2MB.rsvd.max is $(cat $d/hugetlb.2MB.rsvd.max)"
+    [ "$(out_kv $id huge)" = failed ] && [ "$(out_kv $id errno)" = 12 ] ||
+      fail "mmap of 8 MiB under a 4 MiB reservation limit: $(tr '\n' ' ' </tmp/$id.out), want ENOMEM"
+  else
+    [ "$rc" = 135 ] || fail "exit $rc, want 135 (SIGBUS past the limit): $(tr '\n' ' ' </tmp/$id.err)"
+    [ "$last" = touched=4 ] || fail "faulted after $last, want after touched=4"
+    [ "$(keyed $d/hugetlb.2MB.events max)" -ge 1 ] || fail "hugetlb.2MB.events: $(cat $d/hugetlb.2MB.events)"
+  fi
+}
+
 case_cpu_max() {
   id=cpu-max d=$CG/cpu-max
   start $id
@@ -337,7 +359,7 @@ if [ -e /sys/block/vda/dev ]; then
   sed -i "s/@VDA_MAJOR@/${majmin%:*}/g; s/@VDA_MINOR@/${majmin#*:}/g" /vm/cases/*/config.json
 fi
 passed=0 failed=0
-for c in memory-max memory-high pids-max cpu-max io-max devices freeze kill-all delete-force \
+for c in memory-max memory-high pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force \
   delete-paused beancounters update events relative-path cgroupns no-leftovers; do
   rm -f /tmp/why
   t0=$(now)
