@@ -129,6 +129,16 @@ def cases(spec):
     resources(c)["pids"] = {"limit": 15}
     out["relative-path"] = c
 
+    # A container that makes a cgroup of its own (as systemd or a nested runtime would)
+    # through a writable cgroup mount, and moves a child into it.
+    inner = "mkdir /sys/fs/cgroup/inner && sleep 1000 & sleep 1; " \
+        "echo $! >/sys/fs/cgroup/inner/cgroup.procs; wait"
+    c = base(spec, "nested", ["/bin/sh", "-c", inner])
+    for m in c["mounts"]:
+        if m["destination"] == "/sys/fs/cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"]
+    out["nested"] = c
+
     # cgroup namespace + cgroup mount: the container sees its own subtree as the root.
     show = "cat /proc/self/cgroup; echo max=$(cat /sys/fs/cgroup/memory.max); " \
         "echo pids=$(cat /sys/fs/cgroup/pids.max); ls /sys/fs/cgroup | grep -c '^cgroup\\.'"

@@ -337,6 +337,21 @@ case_relative_path() {
   [ "$(cat $d/pids.max)" = 15 ] || fail "pids.max $(cat $d/pids.max)"
 }
 
+# The container made /inner below its cgroup: ps sees the task there, delete --force
+# kills it and removes the container's cgroup with the one it did not create itself.
+case_nested() {
+  id=nested d=$CG/nested
+  start $id
+  wait_for 30 '[ -n "$(cat $d/inner/cgroup.procs 2>/dev/null)" ]' ||
+    fail "no task in $d/inner: $(cat /tmp/$id.out | tr '\n' ' ')"
+  inner=$(cat $d/inner/cgroup.procs)
+  ps_pids $id | grep -qw "$inner" || fail "ps lacks $inner (in the inner cgroup): $(ps_pids $id)"
+  $Z delete --force $id 2>/tmp/err || fail "delete --force: $(cat /tmp/err)"
+  alive "$inner" && fail "pid $inner in the inner cgroup survived delete --force"
+  [ -e $d ] && fail "$d left behind: $(find $d -type d | tr '\n' ' ')"
+  return 0
+}
+
 case_cgroupns() {
   id=cgroupns
   run_keep $id
@@ -360,7 +375,7 @@ if [ -e /sys/block/vda/dev ]; then
 fi
 passed=0 failed=0
 for c in memory-max memory-high pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force \
-  delete-paused beancounters update events relative-path cgroupns no-leftovers; do
+  delete-paused beancounters update events relative-path nested cgroupns no-leftovers; do
   rm -f /tmp/why
   t0=$(now)
   (case_$(echo $c | tr - _))
