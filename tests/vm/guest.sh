@@ -373,9 +373,12 @@ if [ -e /sys/block/vda/dev ]; then
   majmin=$(cat /sys/block/vda/dev)
   sed -i "s/@VDA_MAJOR@/${majmin%:*}/g; s/@VDA_MINOR@/${majmin#*:}/g" /vm/cases/*/config.json
 fi
+all="memory-max memory-high pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force
+  delete-paused beancounters update events relative-path nested cgroupns"
+# run.sh ZRUN_VM_CASES=a,b -> zrun.cases=a,b on the kernel command line: only those.
+only=$(sed -n 's/.*zrun\.cases=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 passed=0 failed=0
-for c in memory-max memory-high pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force \
-  delete-paused beancounters update events relative-path nested cgroupns no-leftovers; do
+for c in ${only:-$all} no-leftovers; do
   rm -f /tmp/why
   t0=$(now)
   (case_$(echo $c | tr - _))

@@ -10,7 +10,8 @@
 #
 # Environment: ZRUN_VM_CACHE (kernel cache, default ~/.cache/zrun-vm), ZRUN_VM_KERNEL
 # (a Debian kernel ABI other than 6.12.100+deb12-amd64), ZRUN_VM_TIMEOUT
-# (seconds for the whole guest run, default 420), ZRUN_VM_KEEP=1 (keep the work dir),
+# (seconds for the whole guest run, default 420), ZRUN_VM_CASES=a,b (only these cases),
+# ZRUN_VM_KEEP=1 (keep the work dir),
 # BUSYBOX (default /bin/busybox, must be static).
 set -euo pipefail
 
@@ -143,7 +144,7 @@ timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
   -accel "${ZRUN_VM_ACCEL:-tcg}" -cpu max -smp 1 -m 1024 \
   -display none -monitor none -serial stdio -net none -no-reboot \
   -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-  -append "console=ttyS0 rdinit=/init quiet panic=-1" \
+  -append "console=ttyS0 rdinit=/init quiet panic=-1${ZRUN_VM_CASES:+ zrun.cases=$ZRUN_VM_CASES}" \
   -drive "file=$work/disk.img,if=virtio,format=raw" </dev/null 2>&1 |
   tr -d '\r' | tee "$work/console.log" | grep --line-buffered -E '^(guest:|PASS |FAIL |vm: |  )'
 qemu_rc=${PIPESTATUS[0]}
