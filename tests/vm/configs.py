@@ -51,6 +51,12 @@ def cases(spec):
     resources(c)["hugepageLimits"] = [{"pageSize": "2MB", "limit": 4 * MIB}]
     out["hugetlb"] = c
 
+    # Swap (guest swap on a second virtio disk): memory 32 MiB, memory+swap 64 MiB, so
+    # v2 memory.swap.max = 32 MiB; a 48 MiB hog fits only by swapping.
+    c = base(spec, "swap", [PROBE, "hog", "48"])
+    resources(c)["memory"] = {"limit": 32 * MIB, "swap": 64 * MIB}
+    out["swap"] = c
+
     # pids.max: a fork loop stops at 10 tasks.
     c = base(spec, "pids-max", [PROBE, "fork", "50"])
     resources(c)["pids"] = {"limit": 10}

@@ -100,6 +100,25 @@ case_memory_high() {
   echo "  memory-high: high events $(keyed $d/memory.events high), memory.current $(cat $d/memory.current), stalled ${stall} us" >&2
 }
 
+case_swap() {
+  id=swap d=$CG/swap
+  [ -b /dev/vdb ] || fail "no /dev/vdb (the swap disk)"
+  mkswap /dev/vdb >/dev/null 2>&1 && swapon /dev/vdb || fail "swapon /dev/vdb failed"
+  start $id
+  wait_for 90 'grep -q "^hog=48" /tmp/$id.out || [ "$(state_field $id status)" != running ]'
+  grep -q '^hog=48' /tmp/$id.out ||
+    fail "the 48 MiB hog did not fit in 32 MiB + 32 MiB swap: status $(state_field $id status), memory.events $(tr '\n' ' ' <$d/memory.events)"
+  [ "$(cat $d/memory.swap.max)" = $((32 * MIB)) ] || fail "memory.swap.max $(cat $d/memory.swap.max), want 32 MiB (memory+swap 64 - memory 32)"
+  sw=$(cat $d/memory.swap.current)
+  [ "$sw" -ge $((8 * MIB)) ] || fail "memory.swap.current $sw: the hog did not swap"
+  [ "$(cat $d/memory.current)" -le $((32 * MIB)) ] || fail "memory.current $(cat $d/memory.current) over memory.max"
+  held=$(bean $id swap held)
+  awk -v h="${held:-0}" -v s="$sw" 'BEGIN { exit !(h > s - 4194304 && h < s + 4194304) }' ||
+    fail "beancounters swap held=$held, memory.swap.current $sw"
+  [ "$(bean $id swap limit)" = $((32 * MIB)) ] || fail "beancounters swap limit=$(bean $id swap limit)"
+  echo "  swap: hog 48 MiB fits with memory.swap.current $sw" >&2
+}
+
 case_pids_max() {
   id=pids-max d=$CG/pids-max
   run_keep $id
@@ -373,7 +392,7 @@ if [ -e /sys/block/vda/dev ]; then
   majmin=$(cat /sys/block/vda/dev)
   sed -i "s/@VDA_MAJOR@/${majmin%:*}/g; s/@VDA_MINOR@/${majmin#*:}/g" /vm/cases/*/config.json
 fi
-all="memory-max memory-high pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force
+all="memory-max memory-high swap pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force
   delete-paused beancounters update events relative-path nested cgroupns"
 # run.sh ZRUN_VM_CASES=a,b -> zrun.cases=a,b on the kernel command line: only those.
 only=$(sed -n 's/.*zrun\.cases=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
@@ -385,6 +404,8 @@ for c in ${only:-$all} no-leftovers; do
   rc=$?
   took=$(awk -v s="$t0" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }')
   [ "$c" = no-leftovers ] || $Z delete --force "$c" >/dev/null 2>&1
+  # Only the swap case swaps (the others' limits assume no swap).
+  [ "$c" != swap ] || swapoff /dev/vdb 2>/dev/null
   if [ $rc = 0 ]; then
     echo "PASS $c (${took}s)"
     passed=$((passed + 1))

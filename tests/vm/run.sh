@@ -132,8 +132,10 @@ mkdir -p "$work/spec"
 "$zrun" spec -b "$work/spec"
 python3 "$here/configs.py" "$work/spec/config.json" "$ir/vm/cases"
 (cd "$ir" && find . | "$busybox" cpio -o -H newc 2>/dev/null) >"$work/initramfs.cpio"
-# The io.max case writes to this disk (its contents do not matter).
+# The io.max case writes to the first disk (its contents do not matter); the swap case
+# swaps to the second.
 truncate -s 64M "$work/disk.img"
+truncate -s 64M "$work/swap.img"
 
 # ---- boot ----
 # TCG, not KVM: KVM on our build machines hangs with a stock kernel (KERNEL-NOTES.md).
@@ -145,7 +147,8 @@ timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
   -display none -monitor none -serial stdio -net none -no-reboot \
   -kernel "$kernel" -initrd "$work/initramfs.cpio" \
   -append "console=ttyS0 rdinit=/init quiet panic=-1${ZRUN_VM_CASES:+ zrun.cases=$ZRUN_VM_CASES}" \
-  -drive "file=$work/disk.img,if=virtio,format=raw" </dev/null 2>&1 |
+  -drive "file=$work/disk.img,if=virtio,format=raw" \
+  -drive "file=$work/swap.img,if=virtio,format=raw" </dev/null 2>&1 |
   tr -d '\r' | tee "$work/console.log" | grep --line-buffered -E '^(guest:|PASS |FAIL |vm: |  )'
 qemu_rc=${PIPESTATUS[0]}
 set -e
