@@ -145,6 +145,17 @@ def cases(spec):
             m["options"] = [o for o in m["options"] if o != "ro"]
     out["nested"] = c
 
+    # Like systemd in a container: move every process (init too) to a child cgroup and
+    # enable controllers below the container's cgroup, which then may hold no process.
+    sysd = "mkdir /sys/fs/cgroup/init.scope && echo $$ >/sys/fs/cgroup/init.scope/cgroup.procs " \
+        "&& echo +pids +memory >/sys/fs/cgroup/cgroup.subtree_control && echo ready=1; " \
+        "exec sleep 1000"
+    c = base(spec, "systemd-like", ["/bin/sh", "-c", sysd])
+    for m in c["mounts"]:
+        if m["destination"] == "/sys/fs/cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"]
+    out["systemd-like"] = c
+
     # cgroup namespace + cgroup mount: the container sees its own subtree as the root.
     show = "cat /proc/self/cgroup; echo max=$(cat /sys/fs/cgroup/memory.max); " \
         "echo pids=$(cat /sys/fs/cgroup/pids.max); ls /sys/fs/cgroup | grep -c '^cgroup\\.'"

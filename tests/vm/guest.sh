@@ -371,6 +371,22 @@ case_nested() {
   return 0
 }
 
+# The container's cgroup has controllers enabled for its children (as systemd sets it up):
+# it may hold no process, so `exec` must not try to put the new process there.
+case_systemd_like() {
+  id=systemd-like d=$CG/systemd-like
+  start $id
+  wait_for 30 'grep -q "^ready=1" /tmp/$id.out' || fail "setup inside failed: $(cat /tmp/$id.out | tr '\n' ' ')"
+  $Z exec $id /bin/zrun-probe cat /proc/self/cgroup >/tmp/$id.exec 2>&1 ||
+    fail "exec: $(cat /tmp/$id.exec | tr '\n' ' ')"
+  # Inside the container's cgroup namespace: its init's cgroup, like runc.
+  grep -q '^0::/init.scope$' /tmp/$id.exec || fail "exec landed in $(cat /tmp/$id.exec), want /init.scope"
+  $Z ps -f json $id | grep -q . || fail "ps failed"
+  $Z delete --force $id 2>/tmp/err || fail "delete --force: $(cat /tmp/err)"
+  [ -e $d ] && fail "$d left behind"
+  return 0
+}
+
 case_cgroupns() {
   id=cgroupns
   run_keep $id
@@ -393,7 +409,7 @@ if [ -e /sys/block/vda/dev ]; then
   sed -i "s/@VDA_MAJOR@/${majmin%:*}/g; s/@VDA_MINOR@/${majmin#*:}/g" /vm/cases/*/config.json
 fi
 all="memory-max memory-high swap pids-max hugetlb cpu-max io-max devices freeze kill-all delete-force
-  delete-paused beancounters update events relative-path nested cgroupns"
+  delete-paused beancounters update events relative-path nested systemd-like cgroupns"
 # run.sh ZRUN_VM_CASES=a,b -> zrun.cases=a,b on the kernel command line: only those.
 only=$(sed -n 's/.*zrun\.cases=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 passed=0 failed=0
