@@ -202,7 +202,13 @@ base::Result<std::string> resolve_path_from(const std::string& cgroups_path, con
     out = ZRUN_TRY(join_inside("/", cgroups_path));
   } else {
     auto own = ZRUN_TRY(own_cgroup(proc_self_cgroup, mode));
-    out = ZRUN_TRY(join_inside(own.empty() ? "/" : own, cgroups_path));
+    if (own.empty()) own = "/";
+    // v2's "no internal processes" rule: zrun's own cgroup holds zrun (and usually the
+    // shell that started it), so controllers cannot be enabled for a child of it (EBUSY)
+    // and every limit would fail. Like runc (fs2 defaultDirPath), go below its parent.
+    // v1 hierarchies (and hybrid's controller-less unified one) have no such rule.
+    if (mode == Mode::kUnified) own = base::dirname(own);
+    out = ZRUN_TRY(join_inside(own, cgroups_path));
   }
   if (out == "/") return base::make_error("cgroupsPath `" + cgroups_path + "`: is the root cgroup");
   return out;

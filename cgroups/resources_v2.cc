@@ -178,6 +178,18 @@ Result<void> io_v2(const std::string& dir, const spec::BlockIoResources& b) {
   return base::ok();
 }
 
+// Faults are charged to hugetlb.<size>.max, reservations (mmap of MAP_HUGETLB or
+// hugetlbfs) to hugetlb.<size>.rsvd.max (Linux 5.7+). With only the first, an mmap past
+// the limit succeeds and the task gets SIGBUS at a later fault (seen in the 6.12 guest);
+// with both it gets ENOMEM from mmap. runc and crun set both where the file exists.
+Result<void> hugetlb_v2(const std::string& dir, const spec::HugepageLimit& h) {
+  std::string prefix = "hugetlb." + h.page_size;
+  ZRUN_TRY(write_cg(dir, prefix + ".max", std::to_string(h.limit)));
+  if (cg_file_exists(dir, prefix + ".rsvd.max"))
+    ZRUN_TRY(write_cg(dir, prefix + ".rsvd.max", std::to_string(h.limit)));
+  return base::ok();
+}
+
 }  // namespace
 
 std::string rdma_value(const std::string& device, const spec::RdmaLimit& l) {
@@ -193,8 +205,7 @@ Result<void> apply_v2(const std::string& dir, const spec::Resources& r, bool upd
   if (r.pids_limit)
     ZRUN_TRY(write_cg(dir, "pids.max", num_or_max(*r.pids_limit <= 0 ? -1 : *r.pids_limit)));
   if (r.block_io) ZRUN_TRY(io_v2(dir, *r.block_io));
-  for (auto& h : r.hugepage_limits)
-    ZRUN_TRY(write_cg(dir, "hugetlb." + h.page_size + ".max", std::to_string(h.limit)));
+  for (auto& h : r.hugepage_limits) ZRUN_TRY(hugetlb_v2(dir, h));
   for (auto& [device, l] : r.rdma) ZRUN_TRY(write_cg(dir, "rdma.max", rdma_value(device, l)));
   for (auto& [key, value] : r.unified) {
     ZRUN_TRY(validate_unified_key(key));

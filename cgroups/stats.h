@@ -75,7 +75,8 @@ std::optional<uint64_t> oom_kill_count(const StatDirs& d);
 
 // Becomes readable when the cgroup hits an OOM: v1 an eventfd registered on
 // memory.oom_control through cgroup.event_control; v2 inotify on memory.events, reporting
-// only when the "oom"/"oom_kill" counters grew (memory.events also changes on max/high).
+// only when the "oom"/"oom_kill" counters grew (memory.events also changes on max/high),
+// once per OOM like v1 (an OOM bumps both counters, often in two notifications).
 class OomWatcher {
  public:
   static base::Result<OomWatcher> open(const StatDirs& d);
@@ -88,7 +89,8 @@ class OomWatcher {
   base::UniqueFd oom_control_;  // v1: must stay open while registered
   std::string events_dir_;      // v2
   bool v2_ = false;
-  uint64_t last_ = 0;  // v2: oom + oom_kill seen so far
+  // v2: the counters seen so far, and how many "oom" increments still wait for their kill.
+  uint64_t last_oom_ = 0, last_kill_ = 0, unmatched_ = 0;
 };
 
 // Parse helpers (exposed for unit tests).

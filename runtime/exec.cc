@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "base/sys.h"
+#include "cgroups/process_cgroup.h"
 #include "isolation/console.h"
 #include "isolation/lsm.h"
 #include "isolation/process.h"
@@ -150,6 +151,13 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
   int cgfd = cg ? cg->clone_into_fd() : -1;
   int child_pidfd = -1;
   long pid = base::clone3_fork(0, cgfd, &child_pidfd);
+  UniqueFd init_cg;
+  if (pid < 0 && errno == EBUSY && cgfd >= 0) {
+    // The container enabled controllers below its cgroup (v2 then allows no process in
+    // it): join the init's cgroup instead, as runc does (see cgroups/process_cgroup.h).
+    init_cg = ZRUN_TRY_CTX(cg::open_process_cgroup(*cg, ct.record().pid), "exec: clone3: EBUSY");
+    pid = base::clone3_fork(0, init_cg.get(), &child_pidfd);
+  }
   if (pid < 0) return base::sys_error("clone3");
   if (pid == 0) run_exec_child(c);
   Created out{static_cast<pid_t>(pid), UniqueFd(child_pidfd), opts.process.terminal};

@@ -262,6 +262,22 @@ TEST_F(FakeCgroupfs, V2CpuMaxPartialAndPidsMax) {
   ASSERT_TRUE((*cg)->destroy().ok());  // idempotent
 }
 
+// hugetlb: the reservation limit goes with the fault limit where the kernel has it
+// (V2WritesEveryResource has no rsvd file: nothing written there).
+TEST_F(FakeCgroupfs, V2HugetlbSetsTheReservationLimitToo) {
+  make_tree(Mode::kUnified);
+  auto cg = Cgroup::create(config("/h1"));
+  ASSERT_TRUE(cg.ok()) << cg.error().text();
+  std::string d = root_ + "/v2/h1/";
+  put(d + "hugetlb.2MB.rsvd.max", "max");
+  spec::Resources r;
+  r.hugepage_limits.push_back({"2MB", 8388608});
+  ASSERT_TRUE((*cg)->update(r).ok());
+  EXPECT_EQ(get(d + "hugetlb.2MB.max"), "8388608");
+  EXPECT_EQ(get(d + "hugetlb.2MB.rsvd.max"), "8388608");
+  ASSERT_TRUE((*cg)->destroy().ok());
+}
+
 TEST_F(FakeCgroupfs, V2Rejections) {
   make_tree(Mode::kUnified);
   auto cg = Cgroup::create(config("/c3"));

@@ -128,11 +128,16 @@ TEST(CgResolve, Absolute) {
   EXPECT_FALSE(resolve_path_from("/a/..", "x", "", Mode::kUnified).ok());
 }
 
-TEST(CgResolve, RelativeUnified) {
-  EXPECT_EQ(*resolve_path_from("foo/bar", "x", "0::/user.slice\n", Mode::kUnified),
-            "/user.slice/foo/bar");
+// v2: below the parent of zrun's own cgroup (which holds zrun itself, so no controllers
+// can be enabled for its children), as runc does.
+TEST(CgResolve, RelativeUnifiedGoesBelowTheParentOfOwnCgroup) {
+  EXPECT_EQ(*resolve_path_from("foo/bar", "x", "0::/user.slice/user-0.slice/session-1.scope\n",
+                               Mode::kUnified),
+            "/user.slice/user-0.slice/foo/bar");
+  EXPECT_EQ(*resolve_path_from("foo/bar", "x", "0::/user.slice\n", Mode::kUnified), "/foo/bar");
   EXPECT_EQ(*resolve_path_from("foo", "x", "0::/\n", Mode::kUnified), "/foo");
   EXPECT_FALSE(resolve_path_from("foo/../../x", "x", "0::/user.slice\n", Mode::kUnified).ok());
+  EXPECT_FALSE(resolve_path_from("..", "x", "0::/a/b\n", Mode::kUnified).ok());
 }
 
 TEST(CgResolve, RelativeV1UsesMemoryThenPids) {

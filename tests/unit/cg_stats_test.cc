@@ -206,5 +206,24 @@ TEST_F(FakeTree, V2OomWatcherCountsOnlyOomChanges) {
   EXPECT_EQ(*n, 1u);
 }
 
+// One OOM bumps "oom" and then "oom_kill", often as two notifications: one event, as v1
+// reports it. A kill with no "oom" of ours (an ancestor's OOM) is an event of its own.
+TEST_F(FakeTree, V2OomWatcherReportsOneEventPerOom) {
+  StatDirs d = v2_tree();  // oom 2, oom_kill 1
+  auto w = OomWatcher::open(d);
+  ASSERT_TRUE(w.ok()) << w.error().text();
+  std::string ev = d.unified + "/memory.events";
+  auto step = [&](const char* text) {
+    EXPECT_TRUE(base::write_file(ev, text).ok());
+    auto n = w->drain();
+    EXPECT_TRUE(n.ok());
+    return n.ok() ? *n : 99u;
+  };
+  EXPECT_EQ(step("low 0\nhigh 0\nmax 13\noom 3\noom_kill 1\n"), 1u);  // the OOM
+  EXPECT_EQ(step("low 0\nhigh 0\nmax 13\noom 3\noom_kill 2\n"), 0u);  // its kill
+  EXPECT_EQ(step("low 0\nhigh 0\nmax 13\noom 3\noom_kill 3\n"), 1u);  // an ancestor's
+  EXPECT_EQ(step("low 0\nhigh 0\nmax 14\noom 5\noom_kill 5\n"), 2u);  // two, coalesced
+}
+
 }  // namespace
 }  // namespace zrun::cg
