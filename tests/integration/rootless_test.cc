@@ -347,6 +347,29 @@ TEST_F(RootlessTest, LifecycleAsUser) {
   expect_no_leftovers(id);
 }
 
+// process.terminal (the spec default): the pty comes from the container's own devpts,
+// mounted in the user namespace, and its master reaches the user's console socket.
+TEST_F(RootlessTest, TerminalThroughConsoleSocket) {
+  ConsoleSocket cs;
+  ASSERT_EQ(::chmod(cs.path().c_str(), 0777), 0);  // the user connects to it
+  Json c = rootless_spec();
+  c["process"]["terminal"] = true;
+  c["process"]["args"] = {"/bin/sh", "-c", "echo tty=$(tty) id=$(id -u); sleep 0.2"};
+  save(c);
+  std::string id = new_id();
+  RunResult r = as_user({"run", "-d", "--console-socket", cs.path(), "-b", bundle_.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  int master = cs.receive_fd();
+  ASSERT_GE(master, 0) << "no pty master received";
+  std::string out = read_until(master, "id=0");
+  ::close(master);
+  EXPECT_NE(out.find("tty=/dev/pts/0"), std::string::npos) << out;
+  for (int i = 0; i < 100 && Json::parse(as_user({"state", id}).out)["status"] != "stopped"; ++i)
+    ::usleep(20000);
+  EXPECT_EQ(as_user({"delete", id}).code, 0);
+  expect_no_leftovers(id);
+}
+
 // More than the own id: ranges from /etc/subuid and /etc/subgid through newuidmap and
 // newgidmap; a chown inside lands in the subordinate range on the host.
 TEST_F(RootlessTest, SubordinateRangeViaNewuidmap) {
