@@ -9,7 +9,7 @@ PREFIX ?= /usr/local
 # Debian packages zrun needs to build and test.
 DEPS := build-essential cmake ninja-build pkg-config libseccomp-dev libcap-dev \
         nlohmann-json3-dev libcli11-dev libgtest-dev busybox-static clang-format \
-        podman conmon catatonit containerd runc \
+        podman conmon catatonit containerd runc uidmap \
         qemu-system-x86 python3 zstd
 # Only for bench/ comparisons.
 BENCH_DEPS := runc crun hyperfine time

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <deque>
 #include <string_view>
 
 #include "base/sys.h"
@@ -157,34 +158,87 @@ MountFlags parse_mount_options(const std::vector<std::string>& options) {
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
+namespace {
+
+// Path components of `path`, in order ("" and "." dropped; ".." kept).
+std::deque<std::string> components(const std::string& path) {
+  std::deque<std::string> out;
+  for (auto& c : base::split(path, '/'))
+    if (!c.empty() && c != ".") out.push_back(c);
+  return out;
+}
+
+std::string join_components(const std::vector<std::string>& comps) {
+  std::string s;
+  for (auto& c : comps) s += "/" + c;
+  return s.empty() ? "/" : s;
+}
+
+// The target of the symlink `name` in `dirfd`, or "" with errno set.
+std::string read_link_at(int dirfd, const std::string& name) {
+  std::string target(4096, '\0');
+  ssize_t n = ::readlinkat(dirfd, name.c_str(), target.data(), target.size());
+  if (n < 0) return "";
+  target.resize(static_cast<size_t>(n));
+  return target;
+}
+
+}  // namespace
+
 base::Result<base::UniqueFd> mkdir_in_root(int rootfd, const std::string& path, bool file,
                                            mode_t mode) {
-  std::string clean = base::clean_path(path);
-  std::vector<std::string> comps;
-  for (auto& c : base::split(clean, '/'))
-    if (!c.empty()) comps.push_back(c);
+  // The walk resolves symlinks itself, component by component, like openat2's
+  // RESOLVE_IN_ROOT: an absolute target restarts at the rootfs, ".." stops at it. So
+  // `done` is always a symlink-free path inside the rootfs, and a *dangling* symlink
+  // (runc creates its target too) gets its target created inside the rootfs, never on
+  // the host path it names. Each step reopens through openat2(RESOLVE_IN_ROOT).
+  constexpr int kMaxLinks = 40;  // MAXSYMLINKS, as path_resolution(7)
+  std::deque<std::string> todo = components(path);
+  std::vector<std::string> done;
+  int links = 0;
   auto cur = ZRUN_TRY(base::open_in_root(rootfd, "/", O_PATH | O_DIRECTORY));
-  std::string prefix;
-  for (size_t i = 0; i < comps.size(); ++i) {
-    prefix += "/" + comps[i];
-    bool last = i + 1 == comps.size();
-    auto r = base::open_in_root(rootfd, prefix, O_PATH);
-    if (!r.ok() && r.error().err == ENOENT) {
-      // `cur` was itself resolved inside the root, so creating relative to it is safe;
-      // a dangling symlink makes mkdirat fail with EEXIST and the reopen fail below.
-      int rc;
+  while (!todo.empty()) {
+    std::string comp = std::move(todo.front());
+    todo.pop_front();
+    if (comp == "..") {
+      if (!done.empty()) done.pop_back();
+      cur = ZRUN_TRY(base::open_in_root(rootfd, join_components(done), O_PATH | O_DIRECTORY));
+      continue;
+    }
+    bool last = todo.empty();
+    std::string here = join_components(done);
+    here = (here == "/" ? "" : here) + "/" + comp;
+    struct stat st {};
+    int rc = ::fstatat(cur.get(), comp.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+    int err = rc < 0 ? errno : 0;
+    if (rc == 0 && S_ISLNK(st.st_mode)) {
+      if (++links > kMaxLinks) return base::sys_error("resolve `" + path + "` in rootfs", ELOOP);
+      std::string target = read_link_at(cur.get(), comp);
+      if (target.empty()) return base::sys_error("readlink `" + here + "` in rootfs");
+      auto more = components(target);
+      todo.insert(todo.begin(), more.begin(), more.end());
+      if (target.front() == '/') {
+        done.clear();
+        cur = ZRUN_TRY(base::open_in_root(rootfd, "/", O_PATH | O_DIRECTORY));
+      }
+      continue;
+    }
+    if (rc < 0 && err != ENOENT) return base::sys_error("stat `" + here + "` in rootfs", err);
+    if (rc < 0) {
+      // `cur` was itself resolved inside the root, so creating relative to it is safe.
       if (last && file) {
-        rc = ::openat(cur.get(), comps[i].c_str(),
-                      O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        rc = ::openat(cur.get(), comp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+                      0644);
         if (rc >= 0) ::close(rc);
       } else {
-        rc = ::mkdirat(cur.get(), comps[i].c_str(), mode);
+        rc = ::mkdirat(cur.get(), comp.c_str(), mode);
       }
-      if (rc < 0 && errno != EEXIST) return base::sys_error("create `" + prefix + "` in rootfs");
-      r = base::open_in_root(rootfd, prefix, O_PATH);
+      if (rc < 0 && errno != EEXIST) return base::sys_error("create `" + here + "` in rootfs");
     }
-    if (!r.ok()) return std::move(r).error();
-    cur = std::move(*r);
+    // Reopened from the root: if the entry was swapped for a symlink meanwhile, it is
+    // still resolved inside the rootfs.
+    cur = ZRUN_TRY(base::open_in_root(rootfd, here, O_PATH));
+    done.push_back(std::move(comp));
   }
   return cur;
 }

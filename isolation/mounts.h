@@ -40,7 +40,8 @@ std::string fd_path(int fd);
 
 // Open `path` inside the rootfs (O_PATH), creating missing directories component by
 // component; when `file` is true the last component is created as an empty file instead.
-// Symlinks are resolved inside the root, so nothing outside it can be reached.
+// Symlinks are resolved inside the root, so nothing outside it can be reached; a dangling
+// symlink gets its target created inside the root (as runc does).
 base::Result<base::UniqueFd> mkdir_in_root(int rootfd, const std::string& path, bool file,
                                            mode_t mode = 0755);
 

@@ -67,6 +67,11 @@ base::Result<void> set_user(const spec::User& u) {
   if (!deny) {
     std::vector<gid_t> groups(u.additional_gids.begin(), u.additional_gids.end());
     if (::setgroups(groups.size(), groups.data()) < 0) return base::sys_error("setgroups");
+  } else if (!u.additional_gids.empty()) {
+    // As runc: silently dropping them could widen access (a group used to deny).
+    return base::make_error(
+        "process.user.additionalGids: setgroups is denied in this user namespace (rootless "
+        "gid map written without newgidmap): map a range from /etc/subgid to use them");
   }
   if (::setresgid(u.gid, u.gid, u.gid) < 0)
     return base::sys_error("setresgid `" + std::to_string(u.gid) + "`");
@@ -153,15 +158,32 @@ base::Result<void> apply_rlimits(const std::vector<spec::Rlimit>& rlimits) {
     struct rlimit lim {};
     lim.rlim_cur = static_cast<rlim_t>(r.soft);
     lim.rlim_max = static_cast<rlim_t>(r.hard);
-    if (::prlimit(0, static_cast<__rlimit_resource>(r.resource), &lim, nullptr) < 0)
-      return base::sys_error("setrlimit `" + r.type + "`");
+    if (::prlimit(0, static_cast<__rlimit_resource>(r.resource), &lim, nullptr) < 0) {
+      int err = errno;
+      struct rlimit cur {};
+      if (err == EPERM &&
+          ::prlimit(0, static_cast<__rlimit_resource>(r.resource), nullptr, &cur) == 0)
+        return base::sys_error("setrlimit `" + r.type + "`: raising the hard limit above " +
+                                   std::to_string(cur.rlim_max) +
+                                   " needs CAP_SYS_RESOURCE in the initial user namespace "
+                                   "(not available rootless)",
+                               err);
+      return base::sys_error("setrlimit `" + r.type + "`", err);
+    }
   }
   return base::ok();
 }
 
 base::Result<void> set_oom_score_adj(pid_t pid, int score) {
-  return base::write_file("/proc/" + std::to_string(pid) + "/oom_score_adj", std::to_string(score),
-                          O_WRONLY);
+  std::string path = "/proc/" + std::to_string(pid) + "/oom_score_adj";
+  auto r = base::write_file(path, std::to_string(score), O_WRONLY);
+  if (r || (r.error().err != EACCES && r.error().err != EPERM)) return r;
+  auto cur = base::read_file(path);
+  return base::sys_error("set oom_score_adj " + std::to_string(score) +
+                             ": lowering it below the current " +
+                             (cur ? std::string(base::trim(*cur)) : std::string("value")) +
+                             " needs CAP_SYS_RESOURCE (not available rootless)",
+                         r.error().err);
 }
 
 base::Result<std::string> find_executable(const std::string& arg0,

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 
@@ -84,6 +85,32 @@ bool init_alive(const ContainerRecord& rec) {
   return c != 0 && c != 'Z' && c != 'X';
 }
 
+namespace {
+
+std::string pid_ns_of(pid_t pid) {
+  char buf[64];
+  std::string link = "/proc/" + std::to_string(pid) + "/ns/pid";
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf));
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// Every process whose PID namespace is the init's (readable for the caller's own
+// processes, which a rootless container's are).
+Result<std::vector<pid_t>> pids_in_ns_of(const ContainerRecord& rec) {
+  std::string ns = pid_ns_of(rec.pid);
+  if (ns.empty()) return base::sys_error("read pid namespace of " + std::to_string(rec.pid));
+  if (ns == pid_ns_of(::getpid())) return std::vector<pid_t>{rec.pid};
+  std::vector<pid_t> out;
+  for (auto& name : ZRUN_TRY(base::list_dir("/proc"))) {
+    auto pid = base::parse_int(name);
+    if (pid && pid_ns_of(static_cast<pid_t>(*pid)) == ns) out.push_back(static_cast<pid_t>(*pid));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
 Result<void> signal_init(const ContainerRecord& rec, int sig) {
   auto pidfd = ZRUN_TRY(open_init_pidfd(rec));
   if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) < 0) {
@@ -91,6 +118,19 @@ Result<void> signal_init(const ContainerRecord& rec, int sig) {
     return base::sys_error("kill `" + rec.id + "`");
   }
   return base::ok();
+}
+
+bool rootless_mode(const std::string& flag) {
+  if (flag == "true") return true;
+  if (flag == "false") return false;
+  if (::geteuid() != 0) return true;
+  auto map = base::read_file("/proc/self/uid_map");
+  if (!map) return false;
+  auto f = base::split(base::trim(*map), ' ');
+  std::vector<std::string> fields;
+  for (auto& x : f)
+    if (!x.empty()) fields.push_back(x);
+  return !(fields.size() == 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295");
 }
 
 Result<Container> Container::open(const StateStore& store, const std::string& id, bool exclusive) {
@@ -142,6 +182,13 @@ Result<spec::Spec> Container::spec() const {
 Result<cg::Cgroup*> Container::cgroup() {
   if (!cg_ && !rec_.cgroup.empty()) cg_ = ZRUN_TRY(cg::Cgroup::load(rec_.cgroup));
   return cg_.get();
+}
+
+Result<std::vector<pid_t>> Container::pids() {
+  auto* cg = ZRUN_TRY(cgroup());
+  if (cg) return cg->pids();
+  if (!init_alive(rec_)) return std::vector<pid_t>{};
+  return pids_in_ns_of(rec_);
 }
 
 Result<void> Container::start() {
@@ -196,6 +243,22 @@ Result<void> Container::kill(int sig, bool all) {
   if (all) {
     auto* cg = ZRUN_TRY(cgroup());
     if (cg) return cg->kill_all(sig);
+    // No cgroup (rootless): the processes of the init's PID namespace, each through a
+    // pidfd re-checked to be in that namespace (no PID-reuse race), the init last.
+    std::string ns = pid_ns_of(rec_.pid);
+    bool any = false;
+    for (pid_t p : ZRUN_TRY(pids())) {
+      if (p == rec_.pid) continue;
+      long fd = ::syscall(SYS_pidfd_open, p, 0);
+      if (fd < 0) continue;
+      UniqueFd pidfd(static_cast<int>(fd));
+      if (pid_ns_of(p) == ns)
+        any |= ::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) == 0;
+    }
+    // The init may have exited meanwhile because its children did: not an error.
+    auto r = signal_init(rec_, sig);
+    if (!r && any && !init_alive(rec_)) return base::ok();
+    return r;
   }
   return signal_init(rec_, sig);
 }

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -29,7 +30,14 @@ struct CreateOptions {
   bool no_new_keyring = false;
   int preserve_fds = 0;
   bool systemd_cgroup = false;
+  // Rootless mode (see rootless_mode()): cgroups only where delegated, else none.
+  bool rootless = false;
 };
+
+// The global --rootless flag ("true", "false", "auto") resolved as runc does: auto means
+// rootless when the effective uid is not 0 or we run in a user namespace that does not
+// map the whole id range (root in a rootless engine's namespace).
+bool rootless_mode(const std::string& flag);
 
 // What `create` leaves for `run` to wait on.
 struct Created {
@@ -57,6 +65,11 @@ class Container {
   base::Result<spec::Spec> spec() const;
   // The container's cgroup, loaded from the record; nullptr when it has none.
   base::Result<cg::Cgroup*> cgroup();
+
+  // Host PIDs of the container's processes, sorted: from its cgroup; without one
+  // (rootless, not delegated) every process in the init's PID namespace, or just the
+  // init when it has none of its own.
+  base::Result<std::vector<pid_t>> pids();
 
   base::Result<void> start();
   base::Result<void> kill(int sig, bool all);

@@ -145,8 +145,16 @@ Result<Created> exec_in_container(Container& ct, const ExecOptions& opts) {
   c.sync_fd = child_sock.get();
   c.close_fds = {parent_sock.get()};
 
-  // Our next child is born in the container's PID namespace (pid_for_children).
-  if (join_pid && ::setns(pidfd.get(), CLONE_NEWPID) < 0)
+  // Our next child is born in the container's PID namespace (pid_for_children). Joining
+  // a PID namespace needs CAP_SYS_ADMIN in our own user namespace too (pidns_install), so
+  // an unprivileged (rootless) caller joins the container's user namespace with it, in
+  // one setns(2); the child then must not join it again (EINVAL).
+  int pid_flags = CLONE_NEWPID;
+  if (::geteuid() != 0 && (c.ns_flags & CLONE_NEWUSER)) {
+    pid_flags |= CLONE_NEWUSER;
+    c.ns_flags &= ~CLONE_NEWUSER;
+  }
+  if (join_pid && ::setns(pidfd.get(), pid_flags) < 0)
     return base::sys_error("join the container's pid namespace");
   int cgfd = cg ? cg->clone_into_fd() : -1;
   int child_pidfd = -1;

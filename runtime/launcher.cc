@@ -172,6 +172,40 @@ Result<void> write_pid_file(const std::string& path, pid_t pid) {
   return base::write_file_atomic(path, std::to_string(pid), 0644, /*durable=*/false);
 }
 
+bool permission_error(const base::Error& e) {
+  return e.err == EACCES || e.err == EPERM || e.err == EROFS;
+}
+
+// Rootless containers use cgroups only where they are delegated to the user (the
+// directories are writable), as crun does: without write access the container runs
+// without a cgroup (no limits, no freezer; kill --all signals the pid namespace) after
+// a warning. With access to the directories but not to a controller's files, it runs
+// in a cgroup without the limits. Rootful, any error is an error.
+Result<std::unique_ptr<cg::Cgroup>> create_cgroup(const spec::Spec& s, const CreateOptions& opts) {
+  cg::CgroupConfig cgc;
+  std::string path = s.linux_ ? s.linux_->cgroups_path : "";
+  // A user's delegated subtree is where its own processes are, not at the root: default
+  // to a cgroup below our own.
+  if (opts.rootless && path.empty()) path = "zrun/" + opts.id;
+  cgc.path = ZRUN_TRY(cg::resolve_path(path, opts.id));
+  cgc.resources = (s.linux_ && s.linux_->resources) ? &*s.linux_->resources : nullptr;
+  cgc.devices = s.linux_ ? &s.linux_->devices : nullptr;
+  auto cg = cg::Cgroup::create(cgc);
+  if (cg) return std::move(*cg);
+  if (!opts.rootless || !permission_error(cg.error()))
+    return base::context(std::move(cg).error(), "create cgroup");
+  if (cgc.resources) {
+    base::log_warn("rootless: linux.resources not applied: " + cg.error().text());
+    cgc.resources = nullptr;
+    cg = cg::Cgroup::create(cgc);
+    if (cg) return std::move(*cg);
+    if (!permission_error(cg.error())) return base::context(std::move(cg).error(), "create cgroup");
+  }
+  base::log_warn("rootless: cgroups are not delegated to uid " + std::to_string(::geteuid()) +
+                 ", running without a cgroup: " + cg.error().text());
+  return std::unique_ptr<cg::Cgroup>();
+}
+
 }  // namespace
 
 Result<Created> create_container(const StateStore& store, const CreateOptions& opts) {
@@ -215,16 +249,16 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   rec.poststart_hooks = !s.hooks.poststart.empty();
   rec.poststop_hooks = !s.hooks.poststop.empty();
 
-  // The cgroup exists before the child so it is born (v2) or put (v1) in it.
+  // The cgroup exists before the child so it is born (v2) or put (v1) in it. Rootless,
+  // there may be none (not delegated): every use below checks.
   if (opts.systemd_cgroup)
     return base::make_error("--systemd-cgroup: systemd is not running on this host");
-  cg::CgroupConfig cgc;
-  cgc.path = ZRUN_TRY(cg::resolve_path(s.linux_ ? s.linux_->cgroups_path : "", opts.id));
-  cgc.resources = (s.linux_ && s.linux_->resources) ? &*s.linux_->resources : nullptr;
-  cgc.devices = s.linux_ ? &s.linux_->devices : nullptr;
-  cgroup = ZRUN_TRY_CTX(cg::Cgroup::create(cgc), "create cgroup");
-  rb.add([&cgroup] { (void)cgroup->destroy(); });
-  rec.cgroup = cgroup->to_json();
+  cgroup = ZRUN_TRY(create_cgroup(s, opts));
+  if (cgroup) {
+    rb.add([&cgroup] { (void)cgroup->destroy(); });
+    rec.cgroup = cgroup->to_json();
+  }
+  int into_cgroup_fd = cgroup ? cgroup->clone_into_fd() : -1;
 
   InitContext ctx;
   ctx.spec = &s;
@@ -232,7 +266,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   ctx.new_keyring = !opts.no_new_keyring;
   ctx.preserve_fds = opts.preserve_fds;
   ctx.env = container_env(*s.process, &ctx.preserve_fds);
-  auto ns = ZRUN_TRY(plan_namespaces(s, ctx, cgroup->clone_into_fd() >= 0));
+  auto ns = ZRUN_TRY(plan_namespaces(s, ctx, into_cgroup_fd >= 0));
   if (s.linux_) ZRUN_TRY(check_sysctls(*s.linux_));
 
   // The init opens exec.fifo after switching to the container's user (maybe unprivileged
@@ -272,7 +306,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (ns.pid_join_fd && ::setns(ns.pid_join_fd.get(), CLONE_NEWPID) < 0)
     return base::sys_error("setns pid namespace");
   int pidfd_raw = -1;
-  long pid = base::clone3_fork(ns.clone_flags, cgroup->clone_into_fd(), &pidfd_raw);
+  long pid = base::clone3_fork(ns.clone_flags, into_cgroup_fd, &pidfd_raw);
   if (pid < 0) return base::sys_error("clone3");
   if (pid == 0) run_init(ctx);  // never returns
   pidfd.reset(pidfd_raw);
@@ -294,7 +328,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   // waits for an RCU grace period (~8 ms here). On v1 that wait is unavoidable, so the
   // child sets up its rootfs meanwhile — unless something it does before kReady must
   // already be in the cgroup: the cgroup namespace root, createContainer hook processes.
-  bool need_join = cgroup->clone_into_fd() < 0;
+  bool need_join = cgroup && into_cgroup_fd < 0;
   bool join_later = need_join && !ctx.new_cgroup_ns_late && s.hooks.create_container.empty();
   if (need_join && !join_later) ZRUN_TRY_CTX(cgroup->add_pid(rec.pid), "join cgroup");
   if (s.process->oom_score_adj)

@@ -44,7 +44,7 @@ OJson mounts(bool rootless) {
   // A user namespace that does not own the network namespace cannot mount sysfs.
   OJson sys = rootless ? mount("/sys", "none", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro"})
                        : mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"});
-  return {
+  OJson all = {
       // Unlike runc's template, /proc gets nosuid,noexec,nodev (as Docker's): nothing in it
       // should ever be executed or be a device.
       mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
@@ -53,8 +53,13 @@ OJson mounts(bool rootless) {
       mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}),
       mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}),
       sys,
-      mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}),
   };
+  // Rootless: the rbind of /sys already shows the host's cgroupfs (read-only); a cgroup
+  // mount would need the hierarchies' directories, which are not delegated to the user.
+  if (!rootless)
+    all.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
+                        {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+  return all;
 }
 
 // The default seccomp profile. Docker's is an allowlist of ~350 syscalls that must track

@@ -31,6 +31,7 @@ ZRUN_COMMAND("create", 10, [](CLI::App& app, const GlobalOptions& g) -> Action {
   c->add_option("id", o->id, "container id")->required();
   return [o, &g]() -> Result<int> {
     o->systemd_cgroup = g.systemd_cgroup;
+    o->rootless = rt::rootless_mode(g.rootless);
     rt::StateStore store(g.root);
     auto r = rt::create_container(store, *o);
     if (!r) return base::context(std::move(r).error(), "create `" + o->id + "`");

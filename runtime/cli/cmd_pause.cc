@@ -10,7 +10,10 @@ using base::Result;
 // The container's cgroup or an error: pause/resume have nothing to act on without one.
 Result<cg::Cgroup*> need_cgroup(rt::Container& ct, const std::string& id) {
   auto* cg = ZRUN_TRY(ct.cgroup());
-  if (!cg) return base::make_error("container `" + id + "` has no cgroup");
+  if (!cg)
+    return base::make_error("container `" + id +
+                            "` has no cgroup (rootless without cgroup delegation): "
+                            "nothing to freeze");
   return cg;
 }
 

@@ -1,6 +1,6 @@
-// ps: the host PIDs in the container's cgroup. `-f json` prints a JSON array of ints
-// (what containerd parses); the table is a small `ps -ef` from /proc (runc shells out to
-// ps(1), which a host may not have).
+// ps: the host PIDs in the container's cgroup (rootless without one: those in its PID
+// namespace). `-f json` prints a JSON array of ints (what containerd parses); the table is
+// a small `ps -ef` from /proc (runc shells out to ps(1), which a host may not have).
 #include <unistd.h>
 
 #include <cstdio>
@@ -59,9 +59,7 @@ ZRUN_COMMAND("ps", 90, [](CLI::App& app, const GlobalOptions& g) -> Action {
     rt::StateStore store(g.root);
     auto ct = ZRUN_TRY(rt::Container::open(store, *id, false));
     std::string ctx = "ps `" + *id + "`";
-    auto* cg = ZRUN_TRY_CTX(ct.cgroup(), ctx);
-    std::vector<pid_t> pids;
-    if (cg) pids = ZRUN_TRY_CTX(cg->pids(), ctx);
+    auto pids = ZRUN_TRY_CTX(ct.pids(), ctx);
     if (*format == "json") {
       std::printf("%s\n", nlohmann::json(pids).dump().c_str());
       return 0;

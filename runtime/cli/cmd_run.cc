@@ -36,6 +36,7 @@ ZRUN_COMMAND("run", 30, [](CLI::App& app, const GlobalOptions& g) -> Action {
   c->add_option("id", o->create.id, "container id")->required();
   return [o, &g]() -> Result<int> {
     o->create.systemd_cgroup = g.systemd_cgroup;
+    o->create.rootless = rt::rootless_mode(g.rootless);
     rt::StateStore store(g.root);
     const std::string& id = o->create.id;
     // Foreground without --console-socket: if the spec asks for a terminal, we hold the

@@ -41,8 +41,10 @@ int run_main(int argc, char** argv) {
   app.set_version_flag("-v,--version", version_text());
   GlobalOptions g;
   if (::geteuid() != 0) {
+    // Rootless: the user's runtime dir, as runc and crun (/run/zrun is root's).
     const char* xdg = ::getenv("XDG_RUNTIME_DIR");
-    if (xdg && *xdg) g.root = std::string(xdg) + "/zrun";
+    g.root = (xdg && *xdg) ? std::string(xdg) + "/zrun"
+                           : "/run/user/" + std::to_string(::geteuid()) + "/zrun";
   }
   app.add_option("--root", g.root, "directory for container state (tmpfs)")->capture_default_str();
   app.add_option("--log", g.log, "log file (default: stderr)");
@@ -52,7 +54,9 @@ int run_main(int argc, char** argv) {
   app.add_flag("--debug", g.debug, "enable debug logging");
   app.add_flag("--systemd-cgroup", g.systemd_cgroup,
                "use systemd for cgroups (needs a running systemd)");
-  app.add_option("--rootless", g.rootless, "true, false or auto")
+  app.add_option("--rootless", g.rootless,
+                 "true, false or auto (auto: rootless unless euid 0 with the full id range); "
+                 "rootless uses cgroups only where delegated")
       ->check(CLI::IsMember({"true", "false", "auto"}));
 
   auto& reg = command_registry();

@@ -226,5 +226,47 @@ TEST_F(MountsTest, SymlinkInRootfsCannotEscape) {
     EXPECT_NE(m.mount_point, host.path());
 }
 
+// A destination that is a *dangling* symlink: like runc, the link is resolved inside the
+// rootfs and its missing target is created there (directories for a tmpfs, a file for a
+// file bind mount), never at the host path the link names.
+TEST_F(MountsTest, DanglingSymlinkDestinationCreatedInsideRootfs) {
+  TempDir host;                      // the host path the absolute links name
+  std::string gone = host / "gone";  // does not exist on the host either
+  TempDir src;
+  write_file(src / "file", "bound-file");
+  Bundle b(rt);
+  ASSERT_EQ(::symlink((gone + "/dir").c_str(), (b.rootfs() + "/dangling").c_str()), 0);
+  ASSERT_EQ(::symlink((gone + "/file").c_str(), (b.rootfs() + "/dangling-file").c_str()), 0);
+  // Relative, climbing above the rootfs: ".." stops at the rootfs as for RESOLVE_IN_ROOT.
+  ASSERT_EQ(::symlink("../../../../rel-target/sub", (b.rootfs() + "/tmp/rel").c_str()), 0);
+  b.add_mount("/dangling", "tmpfs", "tmpfs", {"size=64k"});
+  b.add_mount("/dangling-file", "bind", src / "file", {"bind", "ro"});
+  b.add_mount("/tmp/rel", "tmpfs", "tmpfs", {"size=64k"});
+  b.args({"/bin/sh", "-c",
+          "echo in > /dangling/x && cat /dangling-file && echo rel > /tmp/rel/y && "
+          "grep -q ' " +
+              gone +
+              "/dir tmpfs ' /proc/self/mounts && "
+              "grep -q ' /rel-target/sub tmpfs ' /proc/self/mounts"});
+  RunResult r = rt.run(b, rt.new_id());
+  EXPECT_EQ(r.code, 0) << r;
+  EXPECT_EQ(r.out, "bound-file");
+  // The targets now exist inside the rootfs (as empty mount points)...
+  struct stat st {};
+  EXPECT_EQ(::lstat((b.rootfs() + gone + "/dir").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(::lstat((b.rootfs() + gone + "/file").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(::lstat((b.rootfs() + "/rel-target/sub").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  // ... the links are still links, and nothing appeared on the host.
+  EXPECT_EQ(::lstat((b.rootfs() + "/dangling").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_FALSE(path_exists(gone)) << r;
+  EXPECT_FALSE(path_exists("/rel-target"));
+  for (const auto& m : parse_mountinfo(read_file("/proc/self/mountinfo")))
+    EXPECT_FALSE(m.mount_point.starts_with(host.path())) << m.mount_point;
+}
+
 }  // namespace
 }  // namespace zrun::test

@@ -1,7 +1,14 @@
-// parse_mount_options: every documented option.
+// parse_mount_options: every documented option; mkdir_in_root's symlink resolution.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <string>
+
+#include "base/sys.h"
 #include "isolation/mounts.h"
 
 namespace zrun::iso {
@@ -125,6 +132,80 @@ TEST(ParseMountOptions, DataAndExtensions) {
 }
 
 TEST(FdPath, Format) { EXPECT_EQ(fd_path(7), "/proc/self/fd/7"); }
+
+// mkdir_in_root resolves symlinks like RESOLVE_IN_ROOT and creates what is missing inside
+// the root, including the target of a dangling symlink. No privileges needed.
+class MkdirInRoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zrun-mkdir-in-root-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    root_ = dir_ + "/root";
+    outside_ = dir_ + "/outside";
+    ASSERT_EQ(::mkdir(root_.c_str(), 0755), 0);
+    rootfd_ = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(rootfd_, 0);
+  }
+  void TearDown() override {
+    if (rootfd_ >= 0) ::close(rootfd_);
+    (void)base::remove_tree(dir_);
+  }
+  void link(const std::string& target, const std::string& at) {
+    ASSERT_EQ(::symlink(target.c_str(), (root_ + at).c_str()), 0) << at;
+  }
+  mode_t type_of(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 ? (st.st_mode & S_IFMT) : 0;
+  }
+
+  std::string dir_, root_, outside_;
+  int rootfd_ = -1;
+};
+
+TEST_F(MkdirInRoot, CreatesMissingDirectoriesAndFile) {
+  ASSERT_TRUE(mkdir_in_root(rootfd_, "/a/b/c", false).ok());
+  EXPECT_EQ(type_of(root_ + "/a/b/c"), S_IFDIR);
+  ASSERT_TRUE(mkdir_in_root(rootfd_, "/a/./x/../f", true).ok());
+  EXPECT_EQ(type_of(root_ + "/a/f"), S_IFREG);
+  EXPECT_EQ(type_of(root_ + "/a/x"), S_IFDIR);  // created on the way, as mkdir -p
+}
+
+TEST_F(MkdirInRoot, DanglingAbsoluteSymlinkTargetIsCreatedInsideRoot) {
+  link(outside_ + "/t", "/abs");  // names a host path that does not exist
+  auto fd = mkdir_in_root(rootfd_, "/abs/sub", false);
+  ASSERT_TRUE(fd.ok()) << fd.error().text();
+  EXPECT_EQ(type_of(root_ + outside_ + "/t/sub"), S_IFDIR);
+  EXPECT_EQ(type_of(root_ + "/abs"), S_IFLNK);
+  EXPECT_EQ(type_of(outside_), 0u);  // nothing on the host
+  // The returned fd is the created directory.
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(::fstat(fd->get(), &a), 0);
+  ASSERT_EQ(::stat((root_ + outside_ + "/t/sub").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+}
+
+TEST_F(MkdirInRoot, DanglingFileSymlinkAndDotDotStopAtRoot) {
+  ASSERT_EQ(::mkdir((root_ + "/etc").c_str(), 0755), 0);
+  link("../../../../../../x/file", "/etc/f");  // climbs above the root: stops there
+  ASSERT_TRUE(mkdir_in_root(rootfd_, "/etc/f", true).ok());
+  EXPECT_EQ(type_of(root_ + "/x/file"), S_IFREG);
+  EXPECT_EQ(type_of(dir_ + "/x"), 0u);
+  // Chains of links, relative to where each one is.
+  link("/etc/next", "/first");
+  link("sub/dir", "/etc/next");
+  ASSERT_TRUE(mkdir_in_root(rootfd_, "/first", false).ok());
+  EXPECT_EQ(type_of(root_ + "/etc/sub/dir"), S_IFDIR);
+}
+
+TEST_F(MkdirInRoot, SymlinkLoopIsAnError) {
+  link("/loop2", "/loop1");
+  link("/loop1", "/loop2");
+  auto r = mkdir_in_root(rootfd_, "/loop1/x", false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().err, ELOOP);
+}
 
 }  // namespace
 }  // namespace zrun::iso

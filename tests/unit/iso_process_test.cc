@@ -67,6 +67,27 @@ TEST(Rlimits, AppliesAndNamesResource) {
   EXPECT_EQ(r.error().msg, "setrlimit `RLIMIT_NOFILE`");
 }
 
+// Rootless (no CAP_SYS_RESOURCE): raising a hard limit is EPERM, and the message says why.
+TEST(Rlimits, RaisingHardLimitWithoutCapabilityExplains) {
+  EXPECT_EQ(in_child([] {
+              if (::geteuid() == 0 && ::setresuid(65534, 65534, 65534) != 0) return 1;
+              struct rlimit low {
+                64, 128
+              };
+              if (::setrlimit(RLIMIT_NOFILE, &low) != 0) return 2;
+              spec::Rlimit r{RLIMIT_NOFILE, "RLIMIT_NOFILE", 256, 256};
+              auto res = apply_rlimits({r});
+              if (res.ok()) return 3;
+              if (res.error().err != EPERM) return 4;
+              const std::string& m = res.error().msg;
+              return m.find("setrlimit `RLIMIT_NOFILE`: raising the hard limit above 128") == 0 &&
+                             m.find("CAP_SYS_RESOURCE") != std::string::npos
+                         ? 0
+                         : 5;
+            }),
+            0);
+}
+
 class FindExecutable : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -149,6 +149,11 @@ TEST(SpecDefault, Rootless) {
   const Mount* pts = find_mount(s, "/dev/pts");
   ASSERT_TRUE(pts);
   for (auto& o : pts->options) EXPECT_NE(o, "gid=5");
+  // No cgroup mount (the hierarchies are not the user's); the rootful spec has one.
+  EXPECT_FALSE(find_mount(s, "/sys/fs/cgroup"));
+  auto rootful = parse_config(default_spec_json(false), "/b");
+  ASSERT_TRUE(rootful.ok());
+  EXPECT_TRUE(find_mount(*rootful, "/sys/fs/cgroup"));
 }
 
 }  // namespace
