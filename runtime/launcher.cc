@@ -23,6 +23,7 @@
 #include "isolation/namespaces.h"
 #include "isolation/process.h"
 #include "isolation/seccomp.h"
+#include "runtime/accounting.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/init.h"
@@ -225,6 +226,9 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   cgroup = ZRUN_TRY_CTX(cg::Cgroup::create(cgc), "create cgroup");
   rb.add([&cgroup] { (void)cgroup->destroy(); });
   rec.cgroup = cgroup->to_json();
+  // Tracked before the init is cloned, so every task of the container is counted.
+  if (start_accounting(store.root(), *cgroup, s.annotations))
+    rb.add([&store, &cgroup] { stop_accounting(store.root(), *cgroup); });
 
   InitContext ctx;
   ctx.spec = &s;

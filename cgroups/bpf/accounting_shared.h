@@ -1,0 +1,48 @@
+// Layout shared by the accounting BPF programs (accounting.bpf.c) and their user-space
+// reader (cgroups/accounting.cc). Plain C, fixed-width types only: the same header is
+// compiled for -target bpf (types from vmlinux.h) and for the host (linux/types.h).
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+// Containers tracked at once per state root (slots of the per-CPU counter array).
+#define ZRUN_ACCT_SLOTS 512
+// Run-queue delay histogram: bucket b counts delays in [2^b, 2^(b+1)) ns (b = 0 also
+// holds 0 ns); the last bucket is open-ended.
+#define ZRUN_ACCT_RUNQ_BUCKETS 40
+// Syscall numbers counted one by one (x86_64 has < 512; larger numbers land in the total
+// only).
+#define ZRUN_ACCT_MAX_SYSCALL 512
+
+// Value of the `tracked` map (key: cgroup id in the unified hierarchy).
+struct zrun_acct_tracked {
+  __u32 slot;
+  __u32 flags;  // ZRUN_ACCT_F_*
+};
+#define ZRUN_ACCT_F_SYSCALLS 1u
+
+// Network counters of one direction. tcp/udp/other split the bytes by IP protocol.
+struct zrun_acct_net {
+  __u64 bytes, packets;
+  __u64 tcp_bytes, udp_bytes, other_bytes;
+};
+
+// One slot of the per-CPU `counters` array; user space sums the CPUs.
+struct zrun_acct_counters {
+  __u64 oncpu_ns;
+  __u64 vol_switches, invol_switches;
+  __u64 runq_count, runq_total_ns;
+  __u64 runq_hist[ZRUN_ACCT_RUNQ_BUCKETS];
+  __u64 forks, threads, execs, exits;
+  __u64 min_faults, maj_faults, oom_kills;
+  __u64 syscalls;
+  struct zrun_acct_net net_in, net_out;
+};
+
+// Key of the per-syscall counter map.
+struct zrun_acct_sys_key {
+  __u32 slot;
+  __u32 nr;
+};
