@@ -271,3 +271,72 @@ TEST_F(AccountingTest, DeleteReportAndEventsCarryTheEbpfCounters) {
 
 }  // namespace
 }  // namespace zrun::test
+
+namespace zrun::test {
+namespace {
+
+TEST_F(AccountingTest, SyscallCountingIsOptInAndCountsGetpid) {
+  constexpr uint64_t kCalls = 100000;
+  Bundle plain(rt);
+  plain.probe({"sleep", "60"});
+  std::string pid_plain = rt.new_id("plain");
+  start(plain, pid_plain);
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  // Default accounting puts no hook on the syscall path.
+  EXPECT_FALSE(path_exists(bpffs() + "/link_sys_enter"));
+  EXPECT_TRUE(ebpf(pid_plain)["syscalls"].is_null());
+
+  Bundle b(rt);
+  b.config()["annotations"]["org.zrun.accounting.syscalls"] = "true";
+  // The shell sleeps after the getpid loop, so the container stays alive to be read.
+  b.args({"/bin/sh", "-c", "/bin/zrun-probe getpid " + std::to_string(kCalls) + "; sleep 60"});
+  std::string id = rt.new_id("sys");
+  start(b, id);
+  EXPECT_TRUE(path_exists(bpffs() + "/link_sys_enter"));
+  ASSERT_TRUE(wait_for_file(b.out_path(), 20s));
+  Json e;
+  for (int i = 0; i < 100; ++i) {
+    if (b.out().find("getpid=") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(b.out().find("getpid="), std::string::npos) << b.out() << b.err();
+  e = ebpf(id);
+  ASSERT_TRUE(e["syscalls"].is_object()) << e.dump(2);
+  EXPECT_GE(num(e, {"syscalls", "total"}), kCalls) << e.dump(2);
+  uint64_t getpid = 0;
+  for (auto& t : e["syscalls"]["top"])
+    if (t.value("name", "") == "getpid") getpid = t.value("count", 0ull);
+  EXPECT_GE(getpid, kCalls) << e.dump(2);
+  EXPECT_LT(getpid, kCalls + 50) << e.dump(2);
+  // The plain container's syscalls were not counted.
+  EXPECT_TRUE(ebpf(pid_plain)["syscalls"].is_null());
+
+  // The last opted-in container gone, the sys_enter hook goes too.
+  RunResult r = rt.del(id, true);
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_TRUE(bpffs_mounted());
+  EXPECT_FALSE(path_exists(bpffs() + "/link_sys_enter"));
+}
+
+TEST_F(AccountingTest, LoopbackTrafficIsCountedBothWays) {
+  constexpr uint64_t kBytes = 1 << 20;
+  Bundle b(rt);
+  if (!b.has_namespace("network")) b.add_namespace("network");
+  b.probe({"tcp-loop", std::to_string(kBytes)});
+  std::string id = rt.new_id();
+  run_to_end(b, id);
+  ASSERT_NE(b.out().find("tcp_loop=" + std::to_string(kBytes)), std::string::npos)
+      << b.out() << b.err();
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  for (const char* dir : {"out", "in"}) {
+    const Json& n = e["network"][dir];
+    EXPECT_GE(num(n, {"bytes"}), kBytes) << dir << " " << e.dump(2);
+    EXPECT_GE(num(n, {"tcp_bytes"}), kBytes) << dir << " " << e.dump(2);
+    EXPECT_LT(num(n, {"bytes"}), 2 * kBytes) << dir << " " << e.dump(2);
+    EXPECT_GT(num(n, {"packets"}), 0u) << dir;
+  }
+}
+
+}  // namespace
+}  // namespace zrun::test
