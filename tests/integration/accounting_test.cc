@@ -340,3 +340,28 @@ TEST_F(AccountingTest, LoopbackTrafficIsCountedBothWays) {
 
 }  // namespace
 }  // namespace zrun::test
+
+namespace zrun::test {
+namespace {
+
+TEST_F(AccountingTest, TopOnceShowsTheSpinnerFirst) {
+  Bundle spin(rt), idle(rt);
+  spin.probe({"spin", "10"});
+  idle.probe({"sleep", "60"});
+  std::string sid = rt.new_id("spin"), iid = rt.new_id("idle");
+  start(idle, iid);
+  start(spin, sid);
+  std::this_thread::sleep_for(300ms);
+  RunResult r = rt.exec({"top", "--once"});
+  ASSERT_EQ(r.code, 0) << r;
+  auto header = r.out.find("CPU%");
+  auto s = r.out.find(sid), i = r.out.find(iid);
+  ASSERT_NE(header, std::string::npos) << r.out;
+  ASSERT_NE(s, std::string::npos) << r.out;
+  ASSERT_NE(i, std::string::npos) << r.out;
+  EXPECT_LT(s, i) << "sorted by CPU:\n" << r.out;
+  EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace zrun::test
