@@ -249,21 +249,19 @@ int ncpus() {
   return n > 0 ? n : 1;
 }
 
-// A reused slot starts from zero.
-Result<void> reset_slot(const Maps& m, uint32_t slot) {
+// A reused slot starts from zero (and so does a reused syscall row).
+Result<void> reset_slot(const Maps& m, uint32_t slot, std::optional<uint32_t> sys_slot) {
   std::vector<zrun_acct_counters> zero(static_cast<size_t>(ncpus()));
   std::memset(zero.data(), 0, zero.size() * sizeof(zrun_acct_counters));
   if (bpf_map_update_elem(m.counters.get(), &slot, zero.data(), BPF_ANY) < 0)
     return base::sys_error("reset accounting counters");
-  std::vector<zrun_acct_sys_key> stale;
-  zrun_acct_sys_key key{}, next{};
-  zrun_acct_sys_key* prev = nullptr;
-  while (bpf_map_get_next_key(m.syscalls.get(), prev, &next) == 0) {
-    if (next.slot == slot) stale.push_back(next);
-    key = next;
-    prev = &key;
+  if (!sys_slot) return base::ok();
+  std::vector<uint64_t> zeros(static_cast<size_t>(ncpus()), 0);
+  for (uint32_t nr = 0; nr < ZRUN_ACCT_MAX_SYSCALL; ++nr) {
+    uint32_t key = *sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr;
+    if (bpf_map_update_elem(m.syscalls.get(), &key, zeros.data(), BPF_ANY) < 0)
+      return base::sys_error("reset syscall counters");
   }
-  for (auto& k : stale) bpf_map_delete_elem(m.syscalls.get(), &k);
   return base::ok();
 }
 
@@ -355,19 +353,30 @@ Result<void> track_locked(const std::string& dir, const std::string& cg_dir,
                           const TrackOptions& opts) {
   uint64_t cgid = ZRUN_TRY(cgroup_id(cg_dir));
   auto m = ZRUN_TRY(open_maps(dir));
-  std::vector<bool> used(ZRUN_ACCT_SLOTS, false);
+  std::vector<bool> used(ZRUN_ACCT_SLOTS, false), sys_used(ZRUN_ACCT_SYS_SLOTS, false);
   for (auto& [id, v] : tracked_entries(m.tracked.get())) {
     if (id == cgid) return base::make_error("cgroup `" + cg_dir + "` is already accounted");
     if (v.slot < ZRUN_ACCT_SLOTS) used[v.slot] = true;
+    if ((v.flags & ZRUN_ACCT_F_SYSCALLS) && v.sys_slot < ZRUN_ACCT_SYS_SLOTS)
+      sys_used[v.sys_slot] = true;
   }
   auto it = std::find(used.begin(), used.end(), false);
   if (it == used.end())
     return base::make_error("accounting: all " + std::to_string(ZRUN_ACCT_SLOTS) +
                             " slots are in use");
   uint32_t slot = static_cast<uint32_t>(it - used.begin());
-  ZRUN_TRY(reset_slot(m, slot));
+  std::optional<uint32_t> sys_slot;
+  if (opts.syscalls) {
+    auto st = std::find(sys_used.begin(), sys_used.end(), false);
+    if (st == sys_used.end())
+      return base::make_error("accounting: syscall counting is on for " +
+                              std::to_string(ZRUN_ACCT_SYS_SLOTS) +
+                              " containers already (the most at once)");
+    sys_slot = static_cast<uint32_t>(st - sys_used.begin());
+  }
+  ZRUN_TRY(reset_slot(m, slot, sys_slot));
   if (opts.syscalls) ZRUN_TRY(ensure_sys_enter(dir));
-  zrun_acct_tracked v{slot, opts.syscalls ? ZRUN_ACCT_F_SYSCALLS : 0u};
+  zrun_acct_tracked v{slot, opts.syscalls ? ZRUN_ACCT_F_SYSCALLS : 0u, sys_slot.value_or(0), 0};
   if (bpf_map_update_elem(m.tracked.get(), &cgid, &v, BPF_NOEXIST) < 0)
     return base::sys_error("track cgroup `" + cg_dir + "`");
   if (opts.network) {
@@ -456,16 +465,12 @@ Result<std::optional<Counters>> read(const std::string& state_root, uint64_t cgi
   }
   if (c.syscalls_enabled && top_syscalls > 0) {
     std::vector<uint64_t> vals(static_cast<size_t>(ncpus()));
-    zrun_acct_sys_key key{}, next{};
-    zrun_acct_sys_key* prev = nullptr;
-    while (bpf_map_get_next_key(m.syscalls.get(), prev, &next) == 0) {
-      if (next.slot == t.slot && bpf_map_lookup_elem(m.syscalls.get(), &next, vals.data()) == 0) {
-        uint64_t n = 0;
-        for (auto v : vals) n += v;
-        c.top_syscalls.emplace_back(next.nr, n);
-      }
-      key = next;
-      prev = &key;
+    for (uint32_t nr = 0; nr < ZRUN_ACCT_MAX_SYSCALL; ++nr) {
+      uint32_t key = t.sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr;
+      if (bpf_map_lookup_elem(m.syscalls.get(), &key, vals.data()) < 0) continue;
+      uint64_t n = 0;
+      for (auto v : vals) n += v;
+      if (n) c.top_syscalls.emplace_back(nr, n);
     }
     std::sort(c.top_syscalls.begin(), c.top_syscalls.end(),
               [](auto& a, auto& b) { return a.second > b.second; });

@@ -65,11 +65,11 @@ struct {
   __type(value, struct faults_seen);
 } faults SEC(".maps");
 
-// (slot, syscall nr) -> count, for containers that opted in to syscall counting.
+// sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr -> count, for containers that opted in.
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-  __uint(max_entries, 16384);
-  __type(key, struct zrun_acct_sys_key);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, ZRUN_ACCT_SYS_SLOTS * ZRUN_ACCT_MAX_SYSCALL);
+  __type(key, __u32);
   __type(value, __u64);
 } syscalls SEC(".maps");
 
@@ -240,14 +240,9 @@ int BPF_PROG(zrun_sys_enter, struct pt_regs* regs, long id) {
   if (!c) return 0;
   c->syscalls++;
   if (id < 0 || id >= ZRUN_ACCT_MAX_SYSCALL) return 0;
-  struct zrun_acct_sys_key key = {t->slot, (__u32)id};
+  __u32 key = t->sys_slot * ZRUN_ACCT_MAX_SYSCALL + (__u32)id;
   __u64* n = bpf_map_lookup_elem(&syscalls, &key);
-  if (n) {
-    (*n)++;
-  } else {
-    __u64 one = 1;
-    bpf_map_update_elem(&syscalls, &key, &one, BPF_NOEXIST);
-  }
+  if (n) (*n)++;
   return 0;
 }
 

@@ -13,13 +13,18 @@
 // holds 0 ns); the last bucket is open-ended.
 #define ZRUN_ACCT_RUNQ_BUCKETS 40
 // Syscall numbers counted one by one (x86_64 has < 512; larger numbers land in the total
-// only).
+// only), for at most ZRUN_ACCT_SYS_SLOTS containers with syscall counting at once: a
+// per-CPU array indexed sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr (an array lookup is inlined
+// by the JIT; a hash lookup on every syscall is not).
 #define ZRUN_ACCT_MAX_SYSCALL 512
+#define ZRUN_ACCT_SYS_SLOTS 64
 
 // Value of the `tracked` map (key: cgroup id in the unified hierarchy).
 struct zrun_acct_tracked {
   __u32 slot;
-  __u32 flags;  // ZRUN_ACCT_F_*
+  __u32 flags;     // ZRUN_ACCT_F_*
+  __u32 sys_slot;  // with ZRUN_ACCT_F_SYSCALLS: the row in the `syscalls` array
+  __u32 pad;
 };
 #define ZRUN_ACCT_F_SYSCALLS 1u
 
@@ -39,10 +44,4 @@ struct zrun_acct_counters {
   __u64 min_faults, maj_faults, oom_kills;
   __u64 syscalls;
   struct zrun_acct_net net_in, net_out;
-};
-
-// Key of the per-syscall counter map.
-struct zrun_acct_sys_key {
-  __u32 slot;
-  __u32 nr;
 };
