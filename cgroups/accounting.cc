@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -23,6 +24,9 @@
 #include <bpf/libbpf.h>
 
 #include "accounting.skel.h"
+#ifdef ZRUN_HAVE_MIN_BTF
+#include "accounting_min_btf.h"
+#endif
 #include "cgroups/bpf/accounting_shared.h"
 #endif
 
@@ -186,11 +190,31 @@ struct SkelDeleter {
   void operator()(accounting* s) const { accounting__destroy(s); }
 };
 
+// The build host's BTF reduced to what the programs use, in a memfd, when we run on the
+// kernel it was made from (same /proc/version); else an invalid fd: libbpf then uses the
+// kernel's own BTF (slower to relocate against, always right).
+UniqueFd min_btf() {
+#ifdef ZRUN_HAVE_MIN_BTF
+  auto v = base::read_file("/proc/version");
+  if (!v || base::trim(*v) != kZrunMinBtfKernel) return UniqueFd();
+  UniqueFd fd(static_cast<int>(::memfd_create("zrun-btf", MFD_CLOEXEC)));
+  if (!fd || !base::write_all(fd.get(), std::string_view(reinterpret_cast<const char*>(kZrunMinBtf),
+                                                         sizeof(kZrunMinBtf))))
+    return UniqueFd();
+  return fd;
+#else
+  return UniqueFd();
+#endif
+}
+
 // First container of this state root: load the object, attach the global tracepoint
 // programs and pin what later invocations need. On error the caller unpins everything.
 Result<void> load_and_pin(const std::string& dir) {
   quiet_libbpf();
-  std::unique_ptr<accounting, SkelDeleter> skel(accounting__open());
+  UniqueFd btf = min_btf();
+  std::string btf_path = btf ? "/proc/self/fd/" + std::to_string(btf.get()) : "";
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf ? btf_path.c_str() : nullptr);
+  std::unique_ptr<accounting, SkelDeleter> skel(accounting__open_opts(&open_opts));
   if (!skel) return base::sys_error("open the accounting BPF object");
   // Only what default accounting needs is auto-attached below; sys_enter is opt-in.
   if (int err = accounting__load(skel.get()); err)
@@ -256,12 +280,11 @@ Result<void> reset_slot(const Maps& m, uint32_t slot, std::optional<uint32_t> sy
   if (bpf_map_update_elem(m.counters.get(), &slot, zero.data(), BPF_ANY) < 0)
     return base::sys_error("reset accounting counters");
   if (!sys_slot) return base::ok();
-  std::vector<uint64_t> zeros(static_cast<size_t>(ncpus()), 0);
-  for (uint32_t nr = 0; nr < ZRUN_ACCT_MAX_SYSCALL; ++nr) {
-    uint32_t key = *sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr;
-    if (bpf_map_update_elem(m.syscalls.get(), &key, zeros.data(), BPF_ANY) < 0)
-      return base::sys_error("reset syscall counters");
-  }
+  std::vector<zrun_acct_sys_row> rows(static_cast<size_t>(ncpus()));
+  std::memset(rows.data(), 0, rows.size() * sizeof(zrun_acct_sys_row));
+  uint32_t key = *sys_slot;
+  if (bpf_map_update_elem(m.syscalls.get(), &key, rows.data(), BPF_ANY) < 0)
+    return base::sys_error("reset syscall counters");
   return base::ok();
 }
 
@@ -464,12 +487,13 @@ Result<std::optional<Counters>> read(const std::string& state_root, uint64_t cgi
     add_net(c.net_out, p.net_out);
   }
   if (c.syscalls_enabled && top_syscalls > 0) {
-    std::vector<uint64_t> vals(static_cast<size_t>(ncpus()));
+    std::vector<zrun_acct_sys_row> rows(static_cast<size_t>(ncpus()));
+    uint32_t key = t.sys_slot;
+    if (bpf_map_lookup_elem(m.syscalls.get(), &key, rows.data()) < 0)
+      return base::sys_error("read syscall counters");
     for (uint32_t nr = 0; nr < ZRUN_ACCT_MAX_SYSCALL; ++nr) {
-      uint32_t key = t.sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr;
-      if (bpf_map_lookup_elem(m.syscalls.get(), &key, vals.data()) < 0) continue;
       uint64_t n = 0;
-      for (auto v : vals) n += v;
+      for (auto& r : rows) n += r.n[nr];
       if (n) c.top_syscalls.emplace_back(nr, n);
     }
     std::sort(c.top_syscalls.begin(), c.top_syscalls.end(),

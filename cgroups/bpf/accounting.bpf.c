@@ -65,12 +65,12 @@ struct {
   __type(value, struct faults_seen);
 } faults SEC(".maps");
 
-// sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr -> count, for containers that opted in.
+// sys_slot -> per-syscall-nr counts, for containers that opted in.
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, ZRUN_ACCT_SYS_SLOTS * ZRUN_ACCT_MAX_SYSCALL);
+  __uint(max_entries, ZRUN_ACCT_SYS_SLOTS);
   __type(key, __u32);
-  __type(value, __u64);
+  __type(value, struct zrun_acct_sys_row);
 } syscalls SEC(".maps");
 
 static __always_inline __u64 task_cgroup_id(struct task_struct* t) {
@@ -240,9 +240,9 @@ int BPF_PROG(zrun_sys_enter, struct pt_regs* regs, long id) {
   if (!c) return 0;
   c->syscalls++;
   if (id < 0 || id >= ZRUN_ACCT_MAX_SYSCALL) return 0;
-  __u32 key = t->sys_slot * ZRUN_ACCT_MAX_SYSCALL + (__u32)id;
-  __u64* n = bpf_map_lookup_elem(&syscalls, &key);
-  if (n) (*n)++;
+  __u32 key = t->sys_slot;
+  struct zrun_acct_sys_row* row = bpf_map_lookup_elem(&syscalls, &key);
+  if (row) row->n[id & (ZRUN_ACCT_MAX_SYSCALL - 1)]++;
   return 0;
 }
 

@@ -14,8 +14,9 @@
 #define ZRUN_ACCT_RUNQ_BUCKETS 40
 // Syscall numbers counted one by one (x86_64 has < 512; larger numbers land in the total
 // only), for at most ZRUN_ACCT_SYS_SLOTS containers with syscall counting at once: a
-// per-CPU array indexed sys_slot * ZRUN_ACCT_MAX_SYSCALL + nr (an array lookup is inlined
-// by the JIT; a hash lookup on every syscall is not).
+// per-CPU array with one row of counters per container (an array lookup is inlined by the
+// JIT; a hash lookup on every syscall is not; one element per row keeps map creation cheap:
+// a per-CPU array allocates per element).
 #define ZRUN_ACCT_MAX_SYSCALL 512
 #define ZRUN_ACCT_SYS_SLOTS 64
 
@@ -27,6 +28,11 @@ struct zrun_acct_tracked {
   __u32 pad;
 };
 #define ZRUN_ACCT_F_SYSCALLS 1u
+
+// One row of the per-CPU `syscalls` array.
+struct zrun_acct_sys_row {
+  __u64 n[ZRUN_ACCT_MAX_SYSCALL];
+};
 
 // Network counters of one direction. tcp/udp/other split the bytes by IP protocol.
 struct zrun_acct_net {
