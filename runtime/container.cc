@@ -225,6 +225,8 @@ Result<void> Container::remove(bool force, const std::string& report) {
     }
   }
   auto* cg = ZRUN_TRY(cgroup());
+  if (!cg && !report.empty())
+    return base::make_error("delete `" + rec_.id + "`: --report: container has no cgroup");
   if (cg) {
     if (!report.empty()) ZRUN_TRY_CTX(write_report(report, *cg), "delete `" + rec_.id + "`");
     stop_accounting(store_->root(), *cg);

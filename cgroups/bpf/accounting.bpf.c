@@ -44,8 +44,10 @@ struct {
   __type(value, struct oncpu);
 } cpu_state SEC(".maps");
 
-// Tracked task (tid) -> when it became runnable. Written by the waker's CPU, read and
-// deleted when the task gets a CPU. LRU: a task that dies runnable cannot leak an entry.
+// Tracked task (tid) -> when it became runnable (0: not waiting). Written by the waker's
+// CPU, read and cleared when the task gets a CPU. Entries are updated in place and only
+// deleted at exit: an LRU insert or delete takes locks, on the scheduler's hot path. LRU: a
+// task that never exits through us cannot leak an entry.
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 16384);
@@ -121,6 +123,14 @@ static __always_inline void count_faults(struct zrun_acct_counters* c, struct ta
   }
 }
 
+static __always_inline void set_runnable(__u32 tid, __u64 now) {
+  __u64* since = bpf_map_lookup_elem(&runnable_since, &tid);
+  if (since)
+    *since = now;
+  else
+    bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+}
+
 // sched_switch(preempt, prev, next, prev_state) runs on the CPU being switched, in prev's
 // context (current == prev).
 SEC("raw_tracepoint/sched_switch")
@@ -141,7 +151,7 @@ int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev, struct task_st
       c->vol_switches++;
     } else {
       c->invol_switches++;
-      bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);  // still runnable
+      set_runnable(tid, now);  // still runnable: its wait starts now
     }
     count_faults(c, prev, tid);
   }
@@ -153,7 +163,7 @@ int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev, struct task_st
     cpu->since = now;
     __u32 tid = BPF_CORE_READ(next, pid);
     __u64* since = bpf_map_lookup_elem(&runnable_since, &tid);
-    if (since) {
+    if (since && *since) {
       if (now >= *since) {
         __u64 d = now - *since;
         c->runq_count++;
@@ -161,7 +171,7 @@ int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev, struct task_st
         __u32 b = log2_bucket(d);
         if (b < ZRUN_ACCT_RUNQ_BUCKETS) c->runq_hist[b]++;
       }
-      bpf_map_delete_elem(&runnable_since, &tid);
+      *since = 0;
     }
   }
   return 0;
@@ -169,9 +179,7 @@ int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev, struct task_st
 
 static __always_inline void mark_runnable(struct task_struct* p) {
   if (!bpf_map_lookup_elem(&tracked, &(__u64){task_cgroup_id(p)})) return;
-  __u32 tid = BPF_CORE_READ(p, pid);
-  __u64 now = bpf_ktime_get_ns();
-  bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+  set_runnable(BPF_CORE_READ(p, pid), bpf_ktime_get_ns());
 }
 
 // Runs in the waker's context: the woken task's cgroup is read from the task.
