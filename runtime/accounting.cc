@@ -78,6 +78,7 @@ json counters_json(const cg::acct::Counters& c) {
 bool start_accounting(const std::string& state_root, const cg::Cgroup& cgroup,
                       const std::map<std::string, std::string>& annotations) {
   if (globally_off() || is_false(annotation(annotations, kAccountingAnnotation))) return false;
+  if (!cg::acct::compiled_in()) return false;  // a build choice, not worth a warning each time
   std::string dir = cgroup.unified_dir();
   if (dir.empty()) {
     base::log_debug("accounting: no unified cgroup (legacy mode): container not accounted");
