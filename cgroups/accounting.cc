@@ -228,11 +228,11 @@ Result<void> load_and_pin(const std::string& dir) {
                                                   {p.zrun_skb_in, "prog_skb_in"},
                                                   {p.zrun_skb_out, "prog_skb_out"}};
   for (auto [prog, name] : progs) ZRUN_TRY(pin_fd(bpf_program__fd(prog), dir + "/" + name));
-  std::pair<bpf_program*, const char*> links[] = {
-      {p.zrun_switch, "link_sched_switch"},         {p.zrun_wakeup, "link_sched_wakeup"},
-      {p.zrun_wakeup_new, "link_sched_wakeup_new"}, {p.zrun_fork, "link_sched_process_fork"},
-      {p.zrun_exec, "link_sched_process_exec"},     {p.zrun_exit, "link_sched_process_exit"},
-      {p.zrun_oom_victim, "link_mark_victim"}};
+  std::pair<bpf_program*, const char*> links[] = {{p.zrun_switch, "link_sched_switch"},
+                                                  {p.zrun_fork, "link_sched_process_fork"},
+                                                  {p.zrun_exec, "link_sched_process_exec"},
+                                                  {p.zrun_exit, "link_sched_process_exit"},
+                                                  {p.zrun_oom_victim, "link_mark_victim"}};
   for (auto [prog, name] : links) {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) return base::sys_error(std::string("attach `") + bpf_program__name(prog) + "`");

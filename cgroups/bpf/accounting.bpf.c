@@ -31,41 +31,18 @@ struct {
   __type(value, struct zrun_acct_counters);
 } counters SEC(".maps");
 
-// Per CPU: the tracked task now on this CPU (slot + 1, 0 = none) and since when.
-struct oncpu {
-  __u64 since;
-  __u32 slot1;
-  __u32 pad;
-};
-struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 1);
-  __type(key, __u32);
-  __type(value, struct oncpu);
-} cpu_state SEC(".maps");
-
-// Tracked task (tid) -> when it became runnable (0: not waiting). Written by the waker's
-// CPU, read and cleared when the task gets a CPU. Entries are updated in place and only
-// deleted at exit: an LRU insert or delete takes locks, on the scheduler's hot path. LRU: a
-// task that never exits through us cannot leak an entry.
-struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 16384);
-  __type(key, __u32);
-  __type(value, __u64);
-} runnable_since SEC(".maps");
-
-// Tracked task (tid) -> its min_flt/maj_flt already counted. Only touched in the task's
-// own context (switch-out, exit), so there is no race between CPUs.
-struct faults_seen {
-  __u64 min, maj;
+// Tracked task (tid) -> what of its own kernel counters was already counted. Only touched
+// in the task's own context (switch-out), so there is no race between CPUs. LRU: a task
+// whose last switch-out we miss cannot leak an entry.
+struct task_seen {
+  __u64 exec_ns, run_delay, pcount, min_flt, maj_flt;
 };
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 16384);
   __type(key, __u32);
-  __type(value, struct faults_seen);
-} faults SEC(".maps");
+  __type(value, struct task_seen);
+} tasks SEC(".maps");
 
 // sys_slot -> per-syscall-nr counts, for containers that opted in.
 struct {
@@ -103,95 +80,58 @@ static __always_inline __u32 log2_bucket(__u64 v) {
   return b < ZRUN_ACCT_RUNQ_BUCKETS ? b : ZRUN_ACCT_RUNQ_BUCKETS - 1;
 }
 
-// Page faults since the last switch-out of the current (tracked) task.
-static __always_inline void count_faults(struct zrun_acct_counters* c, struct task_struct* t,
-                                         __u32 tid) {
-  __u64 min = BPF_CORE_READ(t, min_flt), maj = BPF_CORE_READ(t, maj_flt);
-  struct faults_seen* seen = bpf_map_lookup_elem(&faults, &tid);
-  if (seen) {
-    if (min > seen->min) c->min_faults += min - seen->min;
-    if (maj > seen->maj) c->maj_faults += maj - seen->maj;
-    seen->min = min;
-    seen->maj = maj;
-  } else {
-    // Tasks are born tracked (the container's cgroup is tracked before its init is
-    // cloned): counting from zero is exact for them.
-    struct faults_seen now = {min, maj};
-    c->min_faults += min;
-    c->maj_faults += maj;
-    bpf_map_update_elem(&faults, &tid, &now, BPF_ANY);
+#define TASK_DEAD_ 0x80
+
+// The current (tracked) task is switching out: add what its own counters grew by since
+// its last switch-out — CPU time (se.sum_exec_runtime, what the cgroup's cpu usage sums),
+// run-queue waits (sched_info.run_delay/pcount: the kernel's schedstat, the wait before
+// each arrival on a CPU), page faults (min_flt/maj_flt). Tasks are born tracked (the
+// container's cgroup is tracked before its init is cloned), so counting from zero is exact.
+static __always_inline void settle(struct zrun_acct_counters* c, struct task_struct* t, __u32 tid,
+                                   bool dead) {
+  struct task_seen now = {};
+  now.exec_ns = BPF_CORE_READ(t, se.sum_exec_runtime);
+  if (bpf_core_field_exists(t->sched_info)) {
+    now.run_delay = BPF_CORE_READ(t, sched_info.run_delay);
+    now.pcount = BPF_CORE_READ(t, sched_info.pcount);
   }
-}
-
-static __always_inline void set_runnable(__u32 tid, __u64 now) {
-  __u64* since = bpf_map_lookup_elem(&runnable_since, &tid);
-  if (since)
-    *since = now;
+  now.min_flt = BPF_CORE_READ(t, min_flt);
+  now.maj_flt = BPF_CORE_READ(t, maj_flt);
+  struct task_seen zero = {};
+  struct task_seen* seen = bpf_map_lookup_elem(&tasks, &tid);
+  struct task_seen* base = seen ? seen : &zero;
+  if (now.exec_ns > base->exec_ns) c->oncpu_ns += now.exec_ns - base->exec_ns;
+  if (now.pcount > base->pcount && now.run_delay >= base->run_delay) {
+    __u64 waits = now.pcount - base->pcount, d = now.run_delay - base->run_delay;
+    c->runq_count += waits;
+    c->runq_total_ns += d;
+    __u32 b = log2_bucket(waits ? d / waits : d);
+    if (b < ZRUN_ACCT_RUNQ_BUCKETS) c->runq_hist[b] += waits;
+  }
+  if (now.min_flt > base->min_flt) c->min_faults += now.min_flt - base->min_flt;
+  if (now.maj_flt > base->maj_flt) c->maj_faults += now.maj_flt - base->maj_flt;
+  if (dead)
+    bpf_map_delete_elem(&tasks, &tid);
+  else if (seen)
+    *seen = now;
   else
-    bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+    bpf_map_update_elem(&tasks, &tid, &now, BPF_ANY);
 }
 
-// sched_switch(preempt, prev, next, prev_state) runs on the CPU being switched, in prev's
-// context (current == prev).
+// sched_switch(preempt, prev, next, prev_state) runs in prev's context (current == prev).
+// Only the task switching out is looked at: a task of any other cgroup costs the cgroup id
+// helper and one hash lookup, and there is no wakeup hook at all.
 SEC("raw_tracepoint/sched_switch")
 int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev, struct task_struct* next,
              unsigned int prev_state) {
-  __u32 zero = 0;
-  struct oncpu* cpu = bpf_map_lookup_elem(&cpu_state, &zero);
-  if (!cpu) return 0;
-  __u64 now = bpf_ktime_get_ns();
-
-  __u32 slot;
-  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), &slot);
-  if (c) {
-    if (cpu->slot1 == slot + 1 && now > cpu->since) c->oncpu_ns += now - cpu->since;
-    __u32 tid = BPF_CORE_READ(prev, pid);
-    // As the scheduler's own nvcsw/nivcsw: voluntary when it blocks, not when preempted.
-    if (!preempt && prev_state != 0) {
-      c->vol_switches++;
-    } else {
-      c->invol_switches++;
-      set_runnable(tid, now);  // still runnable: its wait starts now
-    }
-    count_faults(c, prev, tid);
-  }
-  cpu->slot1 = 0;
-
-  c = counters_of(task_cgroup_id(next), &slot);
-  if (c) {
-    cpu->slot1 = slot + 1;
-    cpu->since = now;
-    __u32 tid = BPF_CORE_READ(next, pid);
-    __u64* since = bpf_map_lookup_elem(&runnable_since, &tid);
-    if (since && *since) {
-      if (now >= *since) {
-        __u64 d = now - *since;
-        c->runq_count++;
-        c->runq_total_ns += d;
-        __u32 b = log2_bucket(d);
-        if (b < ZRUN_ACCT_RUNQ_BUCKETS) c->runq_hist[b]++;
-      }
-      *since = 0;
-    }
-  }
-  return 0;
-}
-
-static __always_inline void mark_runnable(struct task_struct* p) {
-  if (!bpf_map_lookup_elem(&tracked, &(__u64){task_cgroup_id(p)})) return;
-  set_runnable(BPF_CORE_READ(p, pid), bpf_ktime_get_ns());
-}
-
-// Runs in the waker's context: the woken task's cgroup is read from the task.
-SEC("raw_tracepoint/sched_wakeup")
-int BPF_PROG(zrun_wakeup, struct task_struct* p) {
-  mark_runnable(p);
-  return 0;
-}
-
-SEC("raw_tracepoint/sched_wakeup_new")
-int BPF_PROG(zrun_wakeup_new, struct task_struct* p) {
-  mark_runnable(p);
+  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
+  if (!c) return 0;
+  // As the scheduler's own nvcsw/nivcsw: voluntary when it blocks, not when preempted.
+  if (!preempt && prev_state != 0)
+    c->vol_switches++;
+  else
+    c->invol_switches++;
+  settle(c, prev, BPF_CORE_READ(prev, pid), (prev_state & TASK_DEAD_) != 0);
   return 0;
 }
 
@@ -214,17 +154,12 @@ int BPF_PROG(zrun_exec, struct task_struct* p, pid_t old_pid, struct linux_binpr
   return 0;
 }
 
-// Every task (thread) passes here once: settle its faults, forget it; a process counts
-// as one exit, when its thread-group leader exits.
+// A process counts as one exit, when its thread-group leader exits (its counters are
+// settled at its last switch-out, which follows).
 SEC("raw_tracepoint/sched_process_exit")
 int BPF_PROG(zrun_exit, struct task_struct* p) {
   struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
-  if (!c) return 0;
-  __u32 tid = BPF_CORE_READ(p, pid);
-  count_faults(c, p, tid);
-  bpf_map_delete_elem(&faults, &tid);
-  bpf_map_delete_elem(&runnable_since, &tid);
-  if (tid == (__u32)BPF_CORE_READ(p, tgid)) c->exits++;
+  if (c && BPF_CORE_READ(p, pid) == BPF_CORE_READ(p, tgid)) c->exits++;
   return 0;
 }
 
