@@ -10,7 +10,8 @@ PREFIX ?= /usr/local
 DEPS := build-essential cmake ninja-build pkg-config libseccomp-dev libcap-dev \
         nlohmann-json3-dev libcli11-dev libgtest-dev busybox-static clang-format \
         podman conmon catatonit containerd runc uidmap \
-        qemu-system-x86 python3 zstd
+        qemu-system-x86 python3 zstd \
+        clang bpftool libbpf-dev libelf-dev zlib1g-dev
 # Only for bench/ comparisons.
 BENCH_DEPS := runc crun hyperfine time
 

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "base/sys.h"
+#include "runtime/accounting.h"
 #include "runtime/hooks.h"
 #include "spec/state.h"
 
@@ -263,7 +264,12 @@ Result<void> Container::kill(int sig, bool all) {
   return signal_init(rec_, sig);
 }
 
-Result<void> Container::remove(bool force) {
+Result<void> Container::write_report(const std::string& path, cg::Cgroup& cg) {
+  auto stats = ZRUN_TRY_CTX(container_stats(store_->root(), rec_, cg), "--report");
+  return base::write_file_atomic(path, stats.dump(2) + "\n", 0644, /*durable=*/false);
+}
+
+Result<void> Container::remove(bool force, const std::string& report) {
   Status st = status();
   if (st != Status::kStopped) {
     if (!force)
@@ -282,7 +288,13 @@ Result<void> Container::remove(bool force) {
     }
   }
   auto* cg = ZRUN_TRY(cgroup());
-  if (cg) ZRUN_TRY_CTX(cg->destroy(), "delete `" + rec_.id + "`: remove cgroup");
+  if (!cg && !report.empty())
+    return base::make_error("delete `" + rec_.id + "`: --report: container has no cgroup");
+  if (cg) {
+    if (!report.empty()) ZRUN_TRY_CTX(write_report(report, *cg), "delete `" + rec_.id + "`");
+    stop_accounting(store_->root(), *cg);
+    ZRUN_TRY_CTX(cg->destroy(), "delete `" + rec_.id + "`: remove cgroup");
+  }
   auto s = rec_.poststop_hooks ? spec() : Result<spec::Spec>(base::make_error("no hooks"));
   if (s && !s->hooks.poststop.empty()) {
     std::string state = state_json();

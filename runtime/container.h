@@ -73,11 +73,13 @@ class Container {
 
   base::Result<void> start();
   base::Result<void> kill(int sig, bool all);
-  // Remove the container (runtime.md "delete"); `force` kills a live one first.
-  base::Result<void> remove(bool force);
+  // Remove the container (runtime.md "delete"); `force` kills a live one first. A
+  // non-empty `report` gets the final stats (`zrun stats --json`) before the cgroup goes.
+  base::Result<void> remove(bool force, const std::string& report = "");
 
  private:
   Container() = default;
+  base::Result<void> write_report(const std::string& path, cg::Cgroup& cg);
   const StateStore* store_ = nullptr;
   ContainerRecord rec_;
   std::string dir_;

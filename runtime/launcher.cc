@@ -23,6 +23,7 @@
 #include "isolation/namespaces.h"
 #include "isolation/process.h"
 #include "isolation/seccomp.h"
+#include "runtime/accounting.h"
 #include "runtime/container.h"
 #include "runtime/hooks.h"
 #include "runtime/init.h"
@@ -257,6 +258,9 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (cgroup) {
     rb.add([&cgroup] { (void)cgroup->destroy(); });
     rec.cgroup = cgroup->to_json();
+    // Tracked before the init is cloned, so every task of the container is counted.
+    if (start_accounting(store.root(), *cgroup, s.annotations))
+      rb.add([&store, &cgroup] { stop_accounting(store.root(), *cgroup); });
   }
   int into_cgroup_fd = cgroup ? cgroup->clone_into_fd() : -1;
 

@@ -7,10 +7,12 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "base/log.h"
 #include "cgroups/beancounters.h"
 #include "cgroups/stats.h"
+#include "runtime/accounting.h"
 #include "runtime/cli/command.h"
 #include "runtime/container.h"
 
@@ -43,6 +45,14 @@ Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
   return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 
+// runc's stats event with zrun's eBPF counters added as data.ebpf (runc's own fields stay
+// as they are for engines); data.ebpf is null when the container is not accounted.
+std::string with_ebpf(const std::string& event, const std::string& root, const cg::Cgroup& cg) {
+  auto j = nlohmann::json::parse(event);
+  j["data"]["ebpf"] = rt::ebpf_stats(root, cg);
+  return j.dump();
+}
+
 void emit(const std::string& line) {
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
@@ -50,8 +60,8 @@ void emit(const std::string& line) {
 
 // The event stream. The container lock is not held (kill/delete must not wait for us);
 // liveness comes from the recorded init (pid + start time).
-Result<int> stream(const rt::ContainerRecord& rec, cg::Cgroup& cgroup, const std::string& dir,
-                   std::chrono::milliseconds interval) {
+Result<int> stream(const std::string& root, const rt::ContainerRecord& rec, cg::Cgroup& cgroup,
+                   const std::string& dir, std::chrono::milliseconds interval) {
   auto dirs = cg::stat_dirs(cgroup);
   auto watcher = cg::OomWatcher::open(dirs);
   if (!watcher) base::log_warn("events: no OOM notification: " + watcher.error().text());
@@ -60,7 +70,7 @@ Result<int> stream(const rt::ContainerRecord& rec, cg::Cgroup& cgroup, const std
     if (Clock::now() >= next) {
       auto s = cg::read_stats(dirs);
       if (!s) break;  // the cgroup went away with the container
-      emit(cg::stats_event(rec.id, *s));
+      emit(with_ebpf(cg::stats_event(rec.id, *s), root, cgroup));
       (void)cg::read_beancounters(dirs, dir + "/peaks.json");  // keep sampled peaks fresh
       next += interval;
     }
@@ -102,10 +112,10 @@ ZRUN_COMMAND("events", 92, [](CLI::App& app, const GlobalOptions& g) -> Action {
     cgroup = ZRUN_TRY_CTX(cg::Cgroup::load(rec.cgroup), ctx);
     if (*stats) {
       auto s = ZRUN_TRY_CTX(cg::read_stats(cg::stat_dirs(*cgroup)), ctx);
-      emit(cg::stats_event(*id, s));
+      emit(with_ebpf(cg::stats_event(*id, s), g.root, *cgroup));
       return 0;
     }
-    return stream(rec, *cgroup, dir, every);
+    return stream(g.root, rec, *cgroup, dir, every);
   };
 });
 

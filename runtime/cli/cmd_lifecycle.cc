@@ -85,13 +85,16 @@ ZRUN_COMMAND("delete", 60, [](CLI::App& app, const GlobalOptions& g) -> Action {
   auto* c = app.add_subcommand("delete", "delete a stopped container (--force: any)");
   auto id = std::make_shared<std::string>();
   auto force = std::make_shared<bool>(false);
+  auto report = std::make_shared<std::string>();
   c->add_option("id", *id, "container id")->required();
   c->add_flag("-f,--force", *force, "kill the container first if it is still alive");
-  return [id, force, &g]() -> Result<int> {
+  c->add_option("--report", *report,
+                "write the container's final stats (as `zrun stats --json`) to this file");
+  return [id, force, report, &g]() -> Result<int> {
     rt::StateStore store(g.root);
     auto ct = rt::Container::open(store, *id, true);
     if (!ct) return std::move(ct).error();
-    ZRUN_TRY(ct->remove(*force));
+    ZRUN_TRY(ct->remove(*force, *report));
     return 0;
   };
 });

@@ -2,6 +2,8 @@
 
 #include <seccomp.h>
 
+#include "cgroups/accounting.h"
+
 namespace zrun::cli {
 
 std::string version_text() {
@@ -12,6 +14,7 @@ std::string version_text() {
     s += " (libseccomp " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
          std::to_string(v->micro) + ")";
   s += " +CGROUPV1 +CGROUPV2 +HYBRID";
+  s += cg::acct::compiled_in() ? " +EBPF-ACCOUNTING" : " -EBPF-ACCOUNTING";
   return s;
 }
 

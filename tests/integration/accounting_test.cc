@@ -1,0 +1,367 @@
+// eBPF accounting (docs/accounting.md) on real containers: the kernel-side counters agree
+// with known work and with the cgroup's own counters, stay per container, and nothing
+// pinned or mounted is left after the last delete. Tolerances are generous where the
+// machine's noise matters (2 shared cores), exact where the work is exact.
+#include <signal.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+#include "tests/integration/support/harness.h"
+
+namespace zrun::test {
+namespace {
+
+constexpr long kBpfFsMagic = 0xcafe4a11;
+
+class AccountingTest : public ContainerTest {
+ protected:
+  void SetUp() override {
+    ContainerTest::SetUp();
+    if (IsSkipped()) return;
+    if (!runtime_is_zrun()) GTEST_SKIP() << "zrun-only feature";
+    if (!path_exists("/sys/kernel/btf/vmlinux")) GTEST_SKIP() << "kernel has no BTF";
+  }
+
+  // create + start, then wait for the container to stop (the work is done).
+  void run_to_end(Bundle& b, const std::string& id, std::chrono::milliseconds t = 30s) {
+    RunResult r = rt.create(b, id);
+    ASSERT_EQ(r.code, 0) << r;
+    r = rt.start(id);
+    ASSERT_EQ(r.code, 0) << r;
+    ASSERT_EQ(rt.wait_status(id, "stopped", t), "stopped") << b.out() << b.err();
+  }
+
+  void start(Bundle& b, const std::string& id) {
+    RunResult r = rt.create(b, id);
+    ASSERT_EQ(r.code, 0) << r;
+    r = rt.start(id);
+    ASSERT_EQ(r.code, 0) << r;
+  }
+
+  // `stats --json ID` -> the container's document.
+  Json stats(const std::string& id) {
+    RunResult r = rt.exec({"stats", "--json", id});
+    EXPECT_EQ(r.code, 0) << r;
+    try {
+      Json j = Json::parse(r.out);
+      if (j.is_array() && j.size() == 1) return j[0];
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what() << ": " << r.out;
+    }
+    return Json();
+  }
+
+  // The eBPF part; skips the test when this zrun was built without accounting.
+  Json ebpf(const std::string& id) {
+    Json s = stats(id);
+    if (!s.is_object()) return Json();
+    if (!s["accounting"].value("available", false)) return Json();
+    EXPECT_TRUE(s["accounting"].value("enabled", false)) << s.dump(2);
+    return s["ebpf"];
+  }
+
+  static uint64_t num(const Json& j, std::initializer_list<const char*> path) {
+    const Json* p = &j;
+    for (const char* k : path) {
+      if (!p->is_object() || !p->contains(k)) return ~0ull;
+      p = &(*p)[k];
+    }
+    return p->is_number_unsigned() ? p->get<uint64_t>() : ~0ull;
+  }
+
+  std::string bpffs() const { return rt.root() + "/.bpf"; }
+  bool bpffs_mounted() const {
+    struct statfs st {};
+    return ::statfs(bpffs().c_str(), &st) == 0 && st.f_type == kBpfFsMagic;
+  }
+  bool mountinfo_mentions_bpffs() const {
+    return read_file("/proc/self/mountinfo").find(bpffs() + " ") != std::string::npos;
+  }
+};
+
+#define SKIP_IF_COMPILED_OUT(json)                                                  \
+  do {                                                                              \
+    if ((json).is_null()) GTEST_SKIP() << "zrun was built without eBPF accounting"; \
+  } while (0)
+
+TEST_F(AccountingTest, OnCpuTimeMatchesCgroupCpuUsage) {
+  Bundle b(rt);
+  b.probe({"spin", "1"});
+  std::string id = rt.new_id();
+  run_to_end(b, id);
+  Json s = stats(id);
+  SKIP_IF_COMPILED_OUT(s["ebpf"]);
+  uint64_t oncpu = num(s["ebpf"], {"cpu", "oncpu_ns"});
+  uint64_t usage = num(s["cgroup"], {"cpu", "usage", "total"});
+  ASSERT_GT(usage, 100'000'000u) << s.dump(2);  // the spinner got at least 100 ms
+  double ratio = static_cast<double>(oncpu) / static_cast<double>(usage);
+  EXPECT_GT(ratio, 0.9) << "on-cpu " << oncpu << " ns vs cgroup " << usage << " ns";
+  EXPECT_LT(ratio, 1.1) << "on-cpu " << oncpu << " ns vs cgroup " << usage << " ns";
+  // A spinner is preempted, it does not block: involuntary switches dominate, and each
+  // preemption is a wait in the run queue.
+  EXPECT_GT(num(s["ebpf"], {"cpu", "involuntary_switches"}), 0u);
+  EXPECT_GT(num(s["ebpf"], {"cpu", "runq", "count"}), 0u);
+  EXPECT_GT(num(s["ebpf"], {"cpu", "runq", "p99_ns"}), 0u);
+  EXPECT_GE(num(s["ebpf"], {"cpu", "runq", "p99_ns"}), num(s["ebpf"], {"cpu", "runq", "p50_ns"}));
+}
+
+TEST_F(AccountingTest, ForkLoopCountsForksAndExits) {
+  constexpr uint64_t kForks = 50;
+  Bundle b(rt);
+  b.probe({"fork", std::to_string(kForks)});
+  std::string id = rt.new_id();
+  run_to_end(b, id);
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  EXPECT_GE(num(e, {"processes", "forks"}), kForks) << e.dump(2);
+  EXPECT_LT(num(e, {"processes", "forks"}), kForks + 5) << e.dump(2);
+  EXPECT_EQ(num(e, {"processes", "threads"}), 0u) << e.dump(2);
+  // The children and the init itself.
+  EXPECT_GE(num(e, {"processes", "exits"}), kForks + 1) << e.dump(2);
+  EXPECT_LT(num(e, {"processes", "exits"}), kForks + 6) << e.dump(2);
+}
+
+TEST_F(AccountingTest, ExecsAreCounted) {
+  constexpr uint64_t kExecs = 20;
+  Bundle b(rt);
+  b.probe({"execn", std::to_string(kExecs)});
+  std::string id = rt.new_id();
+  run_to_end(b, id);
+  EXPECT_NE(b.out().find("execn=done"), std::string::npos) << b.out() << b.err();
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  // kExecs by the probe plus the init's own execve of it.
+  EXPECT_GE(num(e, {"processes", "execs"}), kExecs + 1) << e.dump(2);
+  EXPECT_LT(num(e, {"processes", "execs"}), kExecs + 4) << e.dump(2);
+}
+
+TEST_F(AccountingTest, PageFaultsAndOomKillAreCounted) {
+  if (!path_exists("/sys/fs/cgroup/memory/cgroup.procs") &&
+      !path_exists("/sys/fs/cgroup/cgroup.controllers"))
+    GTEST_SKIP() << "no memory controller";
+  Bundle b(rt);
+  b.config()["linux"]["resources"]["memory"] = {{"limit", 32 << 20}};
+  std::string swaps = read_file("/proc/swaps");
+  if (std::count(swaps.begin(), swaps.end(), '\n') > 1)
+    b.config()["linux"]["resources"]["memory"]["swap"] = 32 << 20;
+  b.probe({"hog", "96"});
+  std::string id = rt.new_id();
+  RunResult r = rt.run(b, id, {"--keep"}, {.timeout = 60s});
+  EXPECT_EQ(r.code, 128 + SIGKILL) << r;
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  EXPECT_GE(num(e, {"memory", "oom_kills"}), 1u) << e.dump(2);
+  EXPECT_LT(num(e, {"memory", "oom_kills"}), 3u) << e.dump(2);
+  // Touching up to 32 MiB one page at a time: thousands of minor faults (4 KiB pages, or
+  // fewer with THP, hence the low bar).
+  EXPECT_GT(num(e, {"memory", "minor_faults"}), 100u) << e.dump(2);
+}
+
+TEST_F(AccountingTest, OtherContainersCountersDoNotMove) {
+  Bundle quiet(rt);
+  quiet.probe({"sleep", "60"});
+  std::string qid = rt.new_id("quiet");
+  start(quiet, qid);
+  Bundle busy(rt);
+  busy.args({"/bin/sh", "-c", "/bin/zrun-probe fork 20; /bin/zrun-probe spin 0.3"});
+  std::string bid = rt.new_id("busy");
+  // Let the quiet one settle into its sleep first.
+  std::this_thread::sleep_for(300ms);
+  Json before = ebpf(qid);
+  SKIP_IF_COMPILED_OUT(before);
+  run_to_end(busy, bid);
+  Json after = ebpf(qid);
+  Json b = ebpf(bid);
+  // sh forks the first command (which forks 20) and execs the last one.
+  EXPECT_GE(num(b, {"processes", "forks"}), 21u) << b.dump(2);
+  for (auto path : std::vector<std::vector<const char*>>{{"processes", "forks"},
+                                                         {"processes", "execs"},
+                                                         {"processes", "exits"},
+                                                         {"cpu", "oncpu_ns"},
+                                                         {"memory", "minor_faults"}}) {
+    EXPECT_EQ(num(before, {path[0], path[1]}), num(after, {path[0], path[1]}))
+        << path[0] << "." << path[1] << "\nbefore " << before.dump() << "\nafter " << after.dump();
+  }
+}
+
+TEST_F(AccountingTest, LastDeleteLeavesNothingPinnedOrMounted) {
+  Bundle a(rt), b(rt);
+  a.probe({"sleep", "60"});
+  b.probe({"sleep", "60"});
+  std::string ida = rt.new_id(), idb = rt.new_id();
+  start(a, ida);
+  start(b, idb);
+  if (!bpffs_mounted()) {
+    Json s = stats(ida);
+    if (!s["accounting"].value("available", false))
+      GTEST_SKIP() << "zrun was built without eBPF accounting";
+    FAIL() << "no bpffs at " << bpffs() << ": " << s.dump(2);
+  }
+  EXPECT_TRUE(path_exists(bpffs() + "/map_tracked"));
+  EXPECT_TRUE(path_exists(bpffs() + "/link_sched_switch"));
+  RunResult r = rt.del(ida, true);
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_TRUE(bpffs_mounted()) << "one container is still accounted";
+  EXPECT_TRUE(path_exists(bpffs() + "/map_tracked"));
+  r = rt.del(idb, true);
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_FALSE(bpffs_mounted());
+  EXPECT_FALSE(mountinfo_mentions_bpffs()) << read_file("/proc/self/mountinfo");
+  EXPECT_FALSE(path_exists(bpffs())) << "mount point left behind";
+  EXPECT_EQ(leftovers(rt, a, ida), "");
+  EXPECT_EQ(leftovers(rt, b, idb), "");
+}
+
+TEST_F(AccountingTest, AnnotationTurnsAccountingOff) {
+  Bundle b(rt);
+  b.config()["annotations"]["org.zrun.accounting"] = "false";
+  b.probe({"sleep", "60"});
+  std::string id = rt.new_id();
+  start(b, id);
+  Json s = stats(id);
+  EXPECT_FALSE(s["accounting"].value("enabled", true)) << s.dump(2);
+  EXPECT_TRUE(s["ebpf"].is_null()) << s.dump(2);
+  EXPECT_NE(s["accounting"].value("reason", "").find("org.zrun.accounting"), std::string::npos)
+      << s.dump(2);
+  EXPECT_FALSE(bpffs_mounted()) << "nothing should be loaded for an opted-out container";
+}
+
+TEST_F(AccountingTest, EnvironmentTurnsAccountingOffGlobally) {
+  Bundle b(rt);
+  b.probe({"sleep", "60"});
+  b.save();
+  std::string id = rt.new_id();
+  RunResult r = rt.exec(
+      {"create", "--bundle", b.path(), id},
+      {.stdout_path = b.out_path(), .stderr_path = b.err_path(), .env = {"ZRUN_ACCOUNTING=off"}});
+  ASSERT_EQ(r.code, 0) << r;
+  Json s = stats(id);
+  EXPECT_TRUE(s["ebpf"].is_null()) << s.dump(2);
+  EXPECT_FALSE(bpffs_mounted());
+}
+
+TEST_F(AccountingTest, DeleteReportAndEventsCarryTheEbpfCounters) {
+  Bundle b(rt);
+  b.probe({"sleep", "60"});
+  std::string id = rt.new_id();
+  start(b, id);
+  RunResult ev = rt.exec({"events", "--stats", id});
+  ASSERT_EQ(ev.code, 0) << ev;
+  Json j = Json::parse(ev.out);
+  EXPECT_EQ(j.value("type", ""), "stats");
+  EXPECT_TRUE(j["data"].contains("cpu")) << "runc's fields stay";
+  EXPECT_TRUE(j["data"].contains("ebpf"));
+  bool compiled = !j["data"]["ebpf"].is_null();
+  TempDir t;
+  std::string report = t / "report.json";
+  RunResult r = rt.exec({"delete", "--force", "--report", report, id});
+  ASSERT_EQ(r.code, 0) << r;
+  Json rep = Json::parse(read_file(report));
+  EXPECT_EQ(rep.value("id", ""), id);
+  EXPECT_TRUE(rep["cgroup"].contains("memory")) << rep.dump(2);
+  if (compiled) {
+    EXPECT_GE(num(rep["ebpf"], {"processes", "execs"}), 1u) << rep.dump(2);
+  }
+  EXPECT_FALSE(bpffs_mounted());
+}
+
+}  // namespace
+}  // namespace zrun::test
+
+namespace zrun::test {
+namespace {
+
+TEST_F(AccountingTest, SyscallCountingIsOptInAndCountsGetpid) {
+  constexpr uint64_t kCalls = 100000;
+  Bundle plain(rt);
+  plain.probe({"sleep", "60"});
+  std::string pid_plain = rt.new_id("plain");
+  start(plain, pid_plain);
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  // Default accounting puts no hook on the syscall path.
+  EXPECT_FALSE(path_exists(bpffs() + "/link_sys_enter"));
+  EXPECT_TRUE(ebpf(pid_plain)["syscalls"].is_null());
+
+  Bundle b(rt);
+  b.config()["annotations"]["org.zrun.accounting.syscalls"] = "true";
+  // The shell sleeps after the getpid loop, so the container stays alive to be read.
+  b.args({"/bin/sh", "-c", "/bin/zrun-probe getpid " + std::to_string(kCalls) + "; sleep 60"});
+  std::string id = rt.new_id("sys");
+  start(b, id);
+  EXPECT_TRUE(path_exists(bpffs() + "/link_sys_enter"));
+  ASSERT_TRUE(wait_for_file(b.out_path(), 20s));
+  Json e;
+  for (int i = 0; i < 100; ++i) {
+    if (b.out().find("getpid=") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_NE(b.out().find("getpid="), std::string::npos) << b.out() << b.err();
+  e = ebpf(id);
+  ASSERT_TRUE(e["syscalls"].is_object()) << e.dump(2);
+  EXPECT_GE(num(e, {"syscalls", "total"}), kCalls) << e.dump(2);
+  uint64_t getpid = 0;
+  for (auto& t : e["syscalls"]["top"])
+    if (t.value("name", "") == "getpid") getpid = t.value("count", 0ull);
+  EXPECT_GE(getpid, kCalls) << e.dump(2);
+  EXPECT_LT(getpid, kCalls + 50) << e.dump(2);
+  // The plain container's syscalls were not counted.
+  EXPECT_TRUE(ebpf(pid_plain)["syscalls"].is_null());
+
+  // The last opted-in container gone, the sys_enter hook goes too.
+  RunResult r = rt.del(id, true);
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_TRUE(bpffs_mounted());
+  EXPECT_FALSE(path_exists(bpffs() + "/link_sys_enter"));
+}
+
+TEST_F(AccountingTest, LoopbackTrafficIsCountedBothWays) {
+  constexpr uint64_t kBytes = 1 << 20;
+  Bundle b(rt);
+  if (!b.has_namespace("network")) b.add_namespace("network");
+  b.probe({"tcp-loop", std::to_string(kBytes)});
+  std::string id = rt.new_id();
+  run_to_end(b, id);
+  ASSERT_NE(b.out().find("tcp_loop=" + std::to_string(kBytes)), std::string::npos)
+      << b.out() << b.err();
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  for (const char* dir : {"out", "in"}) {
+    const Json& n = e["network"][dir];
+    EXPECT_GE(num(n, {"bytes"}), kBytes) << dir << " " << e.dump(2);
+    EXPECT_GE(num(n, {"tcp_bytes"}), kBytes) << dir << " " << e.dump(2);
+    EXPECT_LT(num(n, {"bytes"}), 2 * kBytes) << dir << " " << e.dump(2);
+    EXPECT_GT(num(n, {"packets"}), 0u) << dir;
+  }
+}
+
+}  // namespace
+}  // namespace zrun::test
+
+namespace zrun::test {
+namespace {
+
+TEST_F(AccountingTest, TopOnceShowsTheSpinnerFirst) {
+  Bundle spin(rt), idle(rt);
+  spin.probe({"spin", "10"});
+  idle.probe({"sleep", "60"});
+  std::string sid = rt.new_id("spin"), iid = rt.new_id("idle");
+  start(idle, iid);
+  start(spin, sid);
+  std::this_thread::sleep_for(300ms);
+  RunResult r = rt.exec({"top", "--once"});
+  ASSERT_EQ(r.code, 0) << r;
+  auto header = r.out.find("CPU%");
+  auto s = r.out.find(sid), i = r.out.find(iid);
+  ASSERT_NE(header, std::string::npos) << r.out;
+  ASSERT_NE(s, std::string::npos) << r.out;
+  ASSERT_NE(i, std::string::npos) << r.out;
+  EXPECT_LT(s, i) << "sorted by CPU:\n" << r.out;
+  EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace zrun::test
