@@ -6,14 +6,15 @@
 // Only tracepoint/raw_tracepoint and cgroup_skb programs: our kernels have no fentry,
 // tp_btf or LSM programs (docs/accounting.md). Task fields are read with CO-RE
 // (BPF_CORE_READ) because raw_tracepoint arguments are untrusted pointers.
+// vmlinux.h first: it defines the kernel types the libbpf headers use.
+// clang-format off
 #include "vmlinux.h"
-
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-
 #include "accounting_shared.h"
+// clang-format on
 
 char LICENSE[] SEC("license") = "GPL";
 

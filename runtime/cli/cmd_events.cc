@@ -48,9 +48,10 @@ Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
 // runc's stats event with zrun's eBPF counters added as data.ebpf (runc's own fields stay
 // as they are for engines); data.ebpf is null when the container is not accounted.
 std::string with_ebpf(const std::string& event, const std::string& root, const cg::Cgroup& cg) {
-  auto j = nlohmann::json::parse(event);
-  j["data"]["ebpf"] = rt::ebpf_stats(root, cg);
-  return j.dump();
+  // The event is {"type":..,"id":..,"data":{..}}: splice the member into `data` so runc's
+  // field order stays as it is (a re-serialization would sort the keys).
+  if (event.size() < 2 || event.compare(event.size() - 2, 2, "}}") != 0) return event;
+  return event.substr(0, event.size() - 2) + ",\"ebpf\":" + rt::ebpf_stats(root, cg).dump() + "}}";
 }
 
 void emit(const std::string& line) {

@@ -251,6 +251,7 @@ TEST_F(AccountingTest, DeleteReportAndEventsCarryTheEbpfCounters) {
   start(b, id);
   RunResult ev = rt.exec({"events", "--stats", id});
   ASSERT_EQ(ev.code, 0) << ev;
+  EXPECT_EQ(ev.out.rfind(R"({"type":"stats","id":)", 0), 0u) << "runc's field order: " << ev.out;
   Json j = Json::parse(ev.out);
   EXPECT_EQ(j.value("type", ""), "stats");
   EXPECT_TRUE(j["data"].contains("cpu")) << "runc's fields stay";
