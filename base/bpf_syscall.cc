@@ -18,4 +18,12 @@ Result<long> bpf(int cmd, union bpf_attr& attr, std::string_view what) {
   return r;
 }
 
+bool bpf_program_exists(uint32_t id) {
+  union bpf_attr a {};
+  a.prog_id = id;
+  auto fd = bpf(BPF_PROG_GET_FD_BY_ID, a, "open program");
+  if (fd) ::close(static_cast<int>(*fd));
+  return fd.ok();
+}
+
 }  // namespace zrun::base

@@ -16,6 +16,10 @@ namespace zrun::base {
 // for the *_LOAD / *_GET_FD_BY_ID commands); errors read "<what>: <strerror>".
 Result<long> bpf(int cmd, union bpf_attr& attr, std::string_view what);
 
+// Whether the kernel still holds program `id` (BPF_PROG_GET_FD_BY_ID succeeds): a
+// detached, unpinned program is freed, so tests use it to prove nothing was leaked.
+bool bpf_program_exists(uint32_t id);
+
 // attr.<ptr field> = p (the kernel takes user pointers as __u64).
 template <class T>
 inline __u64 bpf_ptr(T* p) {

@@ -425,15 +425,6 @@ TEST_F(CgroupsTest, BeancountersTableListsAllContainers) {
 constexpr const char* kTun = "/dev/tunx";
 void tun_bundle(Bundle& b) { b.add_mount(kTun, "bind", "/dev/net/tun", {"bind"}); }
 
-bool program_exists(uint32_t id) {
-  union bpf_attr a;
-  std::memset(&a, 0, sizeof a);
-  a.prog_id = id;
-  auto fd = base::bpf(BPF_PROG_GET_FD_BY_ID, a, "open program");
-  if (fd) ::close(static_cast<int>(*fd));
-  return fd.ok();
-}
-
 TEST_F(CgroupsTest, DeviceRulesDenyInsideAndTheFilterIsAttached) {
   Bundle b(rt);
   tun_bundle(b);
@@ -465,13 +456,13 @@ TEST_F(CgroupsTest, DeviceRulesDenyInsideAndTheFilterIsAttached) {
   ASSERT_EQ(progs->size(), 1u) << dir;
   EXPECT_EQ((*progs)[0].name, cg::kDeviceFilterName);
   uint32_t id0 = (*progs)[0].id;
-  EXPECT_TRUE(program_exists(id0));
+  EXPECT_TRUE(base::bpf_program_exists(id0));
   RunResult r = rt.del(id, true);
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_FALSE(path_exists(dir));
   bool gone = false;
   for (int i = 0; i < 100 && !gone; ++i) {
-    gone = !program_exists(id0);
+    gone = !base::bpf_program_exists(id0);
     if (!gone) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(gone) << "device program " << id0 << " outlived the container";

@@ -101,15 +101,6 @@ class RealDeviceFilter : public ::testing::Test {
   std::string parent_, leaf_, skipped_;
 };
 
-bool program_exists(uint32_t id) {
-  union bpf_attr a;
-  std::memset(&a, 0, sizeof a);
-  a.prog_id = id;
-  auto fd = base::bpf(BPF_PROG_GET_FD_BY_ID, a, "open program");
-  if (fd) ::close(static_cast<int>(*fd));
-  return fd.ok();
-}
-
 TEST_F(RealDeviceFilter, DeniesInTheCgroupOnlyAndIsReplacedAndFreed) {
   // Everything allowed but reading /dev/null (char 1:3).
   if (!attach({{true, "a", std::nullopt, std::nullopt, "rwm"}, {false, "c", 1, 3, "r"}}))
@@ -136,8 +127,8 @@ TEST_F(RealDeviceFilter, DeniesInTheCgroupOnlyAndIsReplacedAndFreed) {
   ASSERT_EQ(progs.size(), 1u) << "the old program was not replaced";
   EXPECT_NE(progs[0].id, first);
   EXPECT_EQ(opens_in_cgroup(opens), (std::vector<int>{0, 0, 0, EPERM, EPERM}));
-  for (int i = 0; i < 100 && program_exists(first); ++i) base::sleep_ms(10);
-  EXPECT_FALSE(program_exists(first)) << "the replaced program is still loaded";
+  for (int i = 0; i < 100 && base::bpf_program_exists(first); ++i) base::sleep_ms(10);
+  EXPECT_FALSE(base::bpf_program_exists(first)) << "the replaced program is still loaded";
 
   // Detached: the cgroup's policy is the inherited one again.
   ASSERT_TRUE(detach_device_filter(leaf_).ok());
@@ -152,7 +143,7 @@ TEST_F(RealDeviceFilter, DeniesInTheCgroupOnlyAndIsReplacedAndFreed) {
   leaf_.clear();
   bool gone = false;
   for (int i = 0; i < 200 && !gone; ++i) {
-    gone = !program_exists(progs[0].id);
+    gone = !base::bpf_program_exists(progs[0].id);
     if (!gone) base::sleep_ms(10);
   }
   EXPECT_TRUE(gone) << "program " << progs[0].id << " outlived its cgroup";
@@ -192,7 +183,7 @@ TEST_F(RealDeviceFilter, CgroupCreateUpdateDestroy) {
   EXPECT_FALSE(base::path_exists(dir));
   bool gone = false;
   for (int i = 0; i < 200 && !gone; ++i) {
-    gone = !program_exists(id);
+    gone = !base::bpf_program_exists(id);
     if (!gone) base::sleep_ms(10);
   }
   EXPECT_TRUE(gone);

@@ -16,6 +16,13 @@ MIB = 1 << 20
 PROBE = "/bin/zrun-probe"
 
 
+def writable_cgroup_mount(c):
+    """Drop `ro` from the container's /sys/fs/cgroup mount (it makes cgroups of its own)."""
+    for m in c["mounts"]:
+        if m["destination"] == "/sys/fs/cgroup":
+            m["options"] = [o for o in m["options"] if o != "ro"]
+
+
 def base(spec, case, args, cgroup=True):
     c = copy.deepcopy(spec)
     c["root"] = {"path": "/vm/rootfs", "readonly": False}
@@ -140,9 +147,7 @@ def cases(spec):
     inner = "mkdir /sys/fs/cgroup/inner && sleep 1000 & sleep 1; " \
         "echo $! >/sys/fs/cgroup/inner/cgroup.procs; wait"
     c = base(spec, "nested", ["/bin/sh", "-c", inner])
-    for m in c["mounts"]:
-        if m["destination"] == "/sys/fs/cgroup":
-            m["options"] = [o for o in m["options"] if o != "ro"]
+    writable_cgroup_mount(c)
     out["nested"] = c
 
     # Like systemd in a container: move every process (init too) to a child cgroup and
@@ -151,9 +156,7 @@ def cases(spec):
         "&& echo +pids +memory >/sys/fs/cgroup/cgroup.subtree_control && echo ready=1; " \
         "exec sleep 1000"
     c = base(spec, "systemd-like", ["/bin/sh", "-c", sysd])
-    for m in c["mounts"]:
-        if m["destination"] == "/sys/fs/cgroup":
-            m["options"] = [o for o in m["options"] if o != "ro"]
+    writable_cgroup_mount(c)
     out["systemd-like"] = c
 
     # cgroup namespace + cgroup mount: the container sees its own subtree as the root.
