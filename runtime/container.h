@@ -11,6 +11,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "cgroups/cgroup.h"
+#include "checkpoint/placeholder.h"
 #include "runtime/state_store.h"
 #include "spec/config.h"
 
@@ -29,6 +30,9 @@ struct CreateOptions {
   bool no_new_keyring = false;
   int preserve_fds = 0;
   bool systemd_cgroup = false;
+  // restore: the init forks this tree of placeholder tasks instead of exec'ing the
+  // process, and the container is ready when they wait for the restorer.
+  const ckpt::PlaceholderPlan* restore = nullptr;
 };
 
 // What `create` leaves for `run` to wait on.

@@ -194,6 +194,8 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (!s.process->terminal && !opts.console_socket.empty())
     return base::make_error("--console-socket given but process.terminal is false");
   ZRUN_TRY(iso::check_lsm(s));
+  if (opts.restore && s.process->terminal)
+    return base::make_error("restore: process.terminal is not supported yet");
 
   // Like runc, work from the bundle directory (hooks run there); paths the caller gave
   // relative to its cwd are made absolute first.
@@ -231,6 +233,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   ctx.no_pivot = opts.no_pivot;
   ctx.new_keyring = !opts.no_new_keyring;
   ctx.preserve_fds = opts.preserve_fds;
+  ctx.restore = opts.restore;
   ctx.env = container_env(*s.process, &ctx.preserve_fds);
   auto ns = ZRUN_TRY(plan_namespaces(s, ctx, cgroup->clone_into_fd() >= 0));
   if (s.linux_) ZRUN_TRY(check_sysctls(*s.linux_));
@@ -257,6 +260,8 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (s.linux_ && s.linux_->seccomp) {
     seccomp = ZRUN_TRY(iso::compile_seccomp(*s.linux_->seccomp));
     ctx.seccomp = &*seccomp;
+    if (seccomp->notify && opts.restore)
+      return base::make_error("restore: a seccomp listener is not supported yet");
     if (seccomp->notify) {
       seccomp_sock = ZRUN_TRY_CTX(iso::connect_unix(seccomp->listener_path), "seccomp listener");
       ctx.seccomp_listener_fd = seccomp_sock.get();
