@@ -6,6 +6,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -366,9 +367,13 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   std::vector<Task> tasks;
   // On any error the placeholders die here, never half-rebuilt and running.
   auto kill_all = [&] {
-    for (auto& t : tasks) {
-      ::kill(t.host, SIGKILL);
-      t.tracee.abandon();
+    for (auto& t : tasks) ::kill(t.host, SIGKILL);
+    // Reap as tracer, init last (its exit waits until the rest of its namespace is gone).
+    for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+      int st;
+      while (::waitpid(it->host, &st, __WALL) < 0 && errno == EINTR) {
+      }
+      it->tracee.abandon();
     }
   };
   base::ScopeExit cleanup(kill_all);
