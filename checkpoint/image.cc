@@ -2,6 +2,7 @@
 
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -16,21 +17,29 @@ using base::Result;
 using Json = nlohmann::ordered_json;
 
 uint64_t hash64(const void* data, size_t len, uint64_t seed) {
+  // Four independent FNV-1a lanes over 32-byte blocks: one multiply chain per lane keeps
+  // the CPU busy (a single chain runs at ~0.6 GB/s, four at several GB/s).
   constexpr uint64_t kPrime = 0x100000001b3ULL;
-  uint64_t h = 0xcbf29ce484222325ULL ^ seed ^ (len * 0x9e3779b97f4a7c15ULL);
+  uint64_t base = 0xcbf29ce484222325ULL ^ seed ^ (len * 0x9e3779b97f4a7c15ULL);
+  uint64_t h[4] = {base, base ^ 1, base ^ 2, base ^ 3};
   auto* p = static_cast<const unsigned char*>(data);
-  size_t words = len / 8;
-  for (size_t i = 0; i < words; i++) {
-    uint64_t w;
-    std::memcpy(&w, p + i * 8, 8);
-    h = (h ^ w) * kPrime;
+  size_t blocks = len / 32;
+  for (size_t i = 0; i < blocks; i++) {
+    uint64_t w[4];
+    std::memcpy(w, p + i * 32, 32);
+    for (int l = 0; l < 4; l++) h[l] = (h[l] ^ w[l]) * kPrime;
   }
-  if (len % 8) {
+  size_t done = blocks * 32;
+  while (done < len) {
     uint64_t w = 0;
-    std::memcpy(&w, p + words * 8, len % 8);
-    h = (h ^ w) * kPrime;
+    size_t n = std::min<size_t>(8, len - done);
+    std::memcpy(&w, p + done, n);
+    h[0] = (h[0] ^ w) * kPrime;
+    done += n;
   }
-  return h ^ (h >> 32);
+  uint64_t out = h[0];
+  for (int l = 1; l < 4; l++) out = (out ^ h[l]) * kPrime;
+  return out ^ (out >> 32);
 }
 
 std::string hex64(uint64_t v) {

@@ -20,8 +20,8 @@ namespace zrun::ckpt {
 
 constexpr int kFormatVersion = 1;
 
-// A fast 64-bit checksum: FNV-1a over 8-byte little-endian words (the tail zero-padded),
-// with the length mixed in. Not cryptographic: it catches corruption and truncation.
+// A fast 64-bit checksum: FNV-1a over 8-byte little-endian words in four interleaved
+// lanes (the tail zero-padded, into lane 0), with the length and seed mixed in. Not cryptographic: it catches corruption and truncation.
 uint64_t hash64(const void* data, size_t len, uint64_t seed = 0);
 std::string hex64(uint64_t v);
 std::string to_hex(std::string_view bytes);

@@ -248,6 +248,9 @@ Result<void> Tracee::set_xstate(const std::string& xstate) {
 Result<void> Tracee::detach() {
   if (!pid_) return base::ok();
   pid_t pid = pid_;
+  // An error mid-way (a dump that refused late): take the injected area away again.
+  if (area_) (void)end_injection();
+  if (!pid_) return base::make_error(pid_str(pid) + " died");
   auto r = set_regs(regs_);
   bool mask_ok = ::ptrace(PTRACE_SETSIGMASK, pid_, sizeof(sigmask_), &sigmask_) == 0;
   long d = ::ptrace(PTRACE_DETACH, pid_, nullptr, nullptr);
