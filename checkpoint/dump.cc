@@ -41,11 +41,18 @@ struct RseqConfig {
 };
 
 // Facts read without touching the task (checked before anything is changed).
+struct ThreadInfo {
+  pid_t tid = 0;
+  Tracee tracee;
+  ThreadImage img;
+};
+
 struct TaskInfo {
   pid_t pid = 0;
   TaskImage img;
   std::vector<Vma> maps;
   Tracee tracee;
+  std::vector<ThreadInfo> threads;  // besides the leader
 };
 
 std::string proc(pid_t pid, const std::string& rest) {
@@ -181,8 +188,13 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
   auto ppid = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "PPid")));
   t.img.ppid = host_to_v.count(ppid) ? host_to_v[ppid] : 0;
   auto threads = ZRUN_TRY(base::parse_int(ZRUN_TRY(status_field(status, "Threads"))));
-  if (threads != 1)
-    return base::make_error(who(t) + ": multi-threaded processes are not supported yet");
+  if (threads != static_cast<int64_t>(t.threads.size()) + 1)
+    return base::sys_error(who(t) + ": threads changed while stopping", kTransient);
+  for (auto& th : t.threads) {
+    auto ts = ZRUN_TRY(base::read_file(proc(t.pid, "task/" + std::to_string(th.tid) + "/status")));
+    th.img.vtid = static_cast<pid_t>(ZRUN_TRY(status_last_int(ts, "NSpid")));
+    th.img.comm = ZRUN_TRY(status_field(ts, "Name"));
+  }
   t.img.umask =
       static_cast<uint32_t>(std::stoul(ZRUN_TRY(status_field(status, "Umask")), nullptr, 8));
   ZRUN_TRY(collect_creds(t, status));
@@ -239,6 +251,8 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
   return base::ok();
 }
 
+Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec);
+
 // Injected queries: signal handlers, brk, the clear-child-tid address.
 Result<void> collect_injected(TaskInfo& t) {
   uint64_t exec = 0;
@@ -263,6 +277,37 @@ Result<void> collect_injected(TaskInfo& t) {
   ZRUN_TRY(tr.syscall_ok("prctl PR_GET_TID_ADDRESS", SYS_prctl, kPrGetTidAddress, tr.scratch()));
   ZRUN_TRY(tr.read_mem(tr.scratch(), &tid_addr, sizeof(tid_addr)));
   t.img.clear_tid = tid_addr;
+  ZRUN_TRY(tr.end_injection());
+  for (auto& th : t.threads) {
+    ZRUN_TRY(collect_thread(t, th, exec));
+    t.img.threads.push_back(th.img);
+  }
+  return base::ok();
+}
+
+Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
+  th.img.regs = th.tracee.saved_regs();
+  th.img.sigmask = th.tracee.saved_sigmask();
+  bool xstate = false;
+  th.img.fpu = ZRUN_TRY(get_fpu(th.tid, &xstate));
+  RseqConfig rc{};
+  if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), th.tid, sizeof(rc),
+               &rc) > 0 &&
+      rc.ptr) {
+    th.img.rseq_ptr = rc.ptr;
+    th.img.rseq_len = rc.size;
+    th.img.rseq_sig = rc.signature;
+  }
+  void* head = nullptr;
+  size_t len = 0;
+  if (::syscall(SYS_get_robust_list, th.tid, &head, &len) == 0) {
+    th.img.robust_list = reinterpret_cast<uint64_t>(head);
+    th.img.robust_len = len;
+  }
+  auto& tr = th.tracee;
+  ZRUN_TRY_CTX(tr.start_injection(exec, 0), who(t) + " thread " + std::to_string(th.img.vtid));
+  ZRUN_TRY(tr.syscall_ok("prctl PR_GET_TID_ADDRESS", SYS_prctl, kPrGetTidAddress, tr.scratch()));
+  ZRUN_TRY(tr.read_mem(tr.scratch(), &th.img.clear_tid, sizeof(th.img.clear_tid)));
   ZRUN_TRY(tr.end_injection());
   return base::ok();
 }
@@ -364,6 +409,17 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
       TaskInfo t;
       t.pid = p;
       t.tracee = ZRUN_TRY(Tracee::seize(p, false));
+      auto names = ZRUN_TRY(base::list_dir(proc(p, "task")));
+      std::vector<pid_t> tids;
+      for (auto& n : names) tids.push_back(static_cast<pid_t>(ZRUN_TRY(base::parse_int(n))));
+      std::sort(tids.begin(), tids.end());
+      for (pid_t tid : tids) {
+        if (tid == p) continue;
+        ThreadInfo th;
+        th.tid = tid;
+        th.tracee = ZRUN_TRY(Tracee::seize(tid, false));
+        t.threads.push_back(std::move(th));
+      }
       tasks.push_back(std::move(t));
     }
     if (!added) break;
@@ -371,7 +427,10 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   if (!seen.count(init_pid)) return base::make_error("the container's init is not in its cgroup");
   ZRUN_TRY_CTX(cg.thaw(), "thaw");  // with v2 the tasks stay ptrace-stopped
   thaw.dismiss();
-  for (auto& t : tasks) ZRUN_TRY(t.tracee.wait_stop());
+  for (auto& t : tasks) {
+    ZRUN_TRY(t.tracee.wait_stop());
+    for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
+  }
   std::map<pid_t, pid_t> host_to_v;
   for (auto& t : tasks) {
     auto status = ZRUN_TRY(base::read_file(proc(t.pid, "status")));
@@ -420,14 +479,13 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   if (!opts.leave_running) {
     // Killed while still stopped: nothing runs after the image was taken.
     ZRUN_TRY_CTX(cg.kill_all(SIGKILL), "kill the checkpointed container");
-    // Reap our tracees' exits, init last: its exit waits in zap_pid_ns_processes until
-    // every other task of its namespace is reaped, and we reap those first as tracer.
-    for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
-      int st;
-      while (::waitpid(it->pid, &st, __WALL) < 0 && errno == EINTR) {
-      }
-      it->tracee.abandon();
+    // As their tracer we must reap them (the namespace init's exit waits for the rest).
+    std::vector<Tracee*> all;
+    for (auto& t : tasks) {
+      all.push_back(&t.tracee);
+      for (auto& th : t.threads) all.push_back(&th.tracee);
     }
+    reap_killed(std::move(all));
   }
   return base::ok();  // leave_running: ~Tracee detaches, registers as saved
 }

@@ -140,6 +140,17 @@ std::string task_to_json(const TaskImage& t) {
                    {"pos", f.pos},
                    {"cloexec", f.cloexec}});
   j["fds"] = fds;
+  Json th = Json::array();
+  for (auto& x : t.threads)
+    th.push_back({{"vtid", x.vtid},
+                  {"comm", x.comm},
+                  {"regs", regs_json(x.regs)},
+                  {"fpu", to_hex(x.fpu)},
+                  {"sigmask", x.sigmask},
+                  {"rseq", {{"ptr", x.rseq_ptr}, {"len", x.rseq_len}, {"sig", x.rseq_sig}}},
+                  {"robust_list", {x.robust_list, x.robust_len}},
+                  {"clear_tid", x.clear_tid}});
+  j["threads"] = th;
   return j.dump(1);
 }
 
@@ -215,6 +226,23 @@ Result<TaskImage> task_from_json(const std::string& text) {
     for (auto& e : j.at("fds"))
       t.fds.push_back(
           {e.at("fd"), e.at("kind"), e.at("path"), e.at("flags"), e.at("pos"), e.at("cloexec")});
+    for (auto& e : j.at("threads")) {
+      ThreadImage x;
+      x.vtid = e.at("vtid");
+      x.comm = e.at("comm");
+      auto r = ZRUN_TRY(from_hex(e.at("regs").get<std::string>()));
+      if (r.size() != sizeof(x.regs)) return base::make_error("bad register set size");
+      std::memcpy(&x.regs, r.data(), sizeof(x.regs));
+      x.fpu = ZRUN_TRY(from_hex(e.at("fpu").get<std::string>()));
+      x.sigmask = e.at("sigmask");
+      x.rseq_ptr = e.at("rseq").at("ptr");
+      x.rseq_len = e.at("rseq").at("len");
+      x.rseq_sig = e.at("rseq").at("sig");
+      x.robust_list = e.at("robust_list").at(0);
+      x.robust_len = e.at("robust_list").at(1);
+      x.clear_tid = e.at("clear_tid");
+      t.threads.push_back(std::move(x));
+    }
     return t;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse task image: ") + e.what());

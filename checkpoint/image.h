@@ -21,7 +21,8 @@ namespace zrun::ckpt {
 constexpr int kFormatVersion = 1;
 
 // A fast 64-bit checksum: FNV-1a over 8-byte little-endian words in four interleaved
-// lanes (the tail zero-padded, into lane 0), with the length and seed mixed in. Not cryptographic: it catches corruption and truncation.
+// lanes (the tail zero-padded, into lane 0), with the length and seed mixed in. Not cryptographic:
+// it catches corruption and truncation.
 uint64_t hash64(const void* data, size_t len, uint64_t seed = 0);
 std::string hex64(uint64_t v);
 std::string to_hex(std::string_view bytes);
@@ -54,6 +55,18 @@ struct SigactionImage {
   uint64_t handler = 0, flags = 0, restorer = 0, mask = 0;
 };
 
+// A thread besides the leader: its own registers and per-thread kernel state (credentials
+// are taken to be the process's).
+struct ThreadImage {
+  pid_t vtid = 0;
+  std::string comm;
+  user_regs_struct regs{};
+  std::string fpu;
+  uint64_t sigmask = 0;
+  uint64_t rseq_ptr = 0, rseq_len = 0, rseq_sig = 0;
+  uint64_t robust_list = 0, robust_len = 0, clear_tid = 0;
+};
+
 struct TaskImage {
   pid_t vpid = 0, ppid = 0, pgid = 0, sid = 0;
   std::string comm;
@@ -78,6 +91,7 @@ struct TaskImage {
   std::vector<std::pair<uint64_t, uint64_t>> rlimits;  // RLIMIT_* index -> {cur, max}
   std::vector<VmaImage> vmas;
   std::vector<FdImage> fds;
+  std::vector<ThreadImage> threads;  // besides the leader, by vtid
 };
 
 struct TaskRef {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,6 +23,45 @@ Result<void> set_session(const PlaceholderTask& t) {
   if (::getpgid(0) != t.pgid && ::setpgid(0, t.pgid) < 0)
     return base::sys_error("placeholder " + std::to_string(t.vpid) + ": setpgid " +
                            std::to_string(t.pgid));
+  return base::ok();
+}
+
+// A thread that only waits for the restorer: it runs no C++ (its stack is a bare mmap),
+// the child side of clone3 loops in pause(2) right in this asm.
+long clone3_waiting_thread(struct clone_args* args) {
+  long ret;
+  asm volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "2: mov $34, %%eax\n\t"  // SYS_pause
+      "syscall\n\t"
+      "jmp 2b\n\t"
+      "1:"
+      : "=a"(ret)
+      : "a"(SYS_clone3), "D"(args), "S"(sizeof(*args))
+      : "rcx", "r11", "memory");
+  return ret;
+}
+
+Result<void> spawn_threads(const PlaceholderTask& t) {
+  constexpr size_t kStack = 64 * 1024;
+  for (pid_t tid : t.threads) {
+    void* stack =
+        ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stack == MAP_FAILED) return base::sys_error("placeholder: thread stack");
+    struct clone_args args {};
+    pid_t want = tid;
+    args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+    args.stack = reinterpret_cast<uint64_t>(stack);
+    args.stack_size = kStack;
+    args.set_tid = reinterpret_cast<uint64_t>(&want);
+    args.set_tid_size = 1;
+    long r = clone3_waiting_thread(&args);
+    if (r < 0)
+      return base::sys_error("placeholder: clone3 thread " + std::to_string(tid),
+                             static_cast<int>(-r));
+  }
   return base::ok();
 }
 
@@ -55,6 +95,7 @@ Result<PlaceholderRole> spawn_placeholders(const PlaceholderPlan& plan) {
     }
   }
   ZRUN_TRY(set_session(*self));
+  ZRUN_TRY(spawn_threads(*self));
   if (role.vpid == 1) {
     ::close(p[1]);
     role.ready_fd = p[0];

@@ -14,6 +14,7 @@ namespace zrun::ckpt {
 
 struct PlaceholderTask {
   pid_t vpid = 0, ppid = 0, pgid = 0, sid = 0;
+  std::vector<pid_t> threads;  // thread ids besides the leader
 };
 
 struct PlaceholderPlan {

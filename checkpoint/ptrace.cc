@@ -41,6 +41,7 @@ Tracee::Tracee(Tracee&& o) noexcept
       sigmask_(o.sigmask_),
       code_(o.code_),
       area_(o.area_),
+      borrowed_(o.borrowed_),
       mem_(std::move(o.mem_)) {}
 
 Tracee& Tracee::operator=(Tracee&& o) noexcept {
@@ -51,6 +52,7 @@ Tracee& Tracee::operator=(Tracee&& o) noexcept {
     sigmask_ = o.sigmask_;
     code_ = o.code_;
     area_ = o.area_;
+    borrowed_ = o.borrowed_;
     mem_ = std::move(o.mem_);
   }
   return *this;
@@ -196,7 +198,21 @@ Result<void> Tracee::start_injection(uint64_t exec_addr, uint64_t at) {
   return base::ok();
 }
 
+Result<void> Tracee::borrow_injection(const Tracee& owner) {
+  uint64_t all = ~0ULL;
+  if (::ptrace(PTRACE_SETSIGMASK, pid_, sizeof(all), &all) < 0)
+    return base::sys_error("ptrace setsigmask " + pid_str(pid_));
+  code_ = owner.code_;
+  area_ = owner.area_;
+  borrowed_ = true;
+  return base::ok();
+}
+
 Result<void> Tracee::end_injection() {
+  if (borrowed_) {
+    area_ = 0;
+    borrowed_ = false;
+  }
   if (!area_) return base::ok();
   user_regs_struct r = regs_;
   r.rip = code_;
@@ -260,6 +276,27 @@ Result<void> Tracee::detach() {
   if (!mask_ok) return base::make_error("ptrace setsigmask " + pid_str(pid));
   if (d < 0) return base::sys_error("ptrace detach " + pid_str(pid), e);
   return base::ok();
+}
+
+void reap_killed(std::vector<Tracee*> tracees) {
+  for (int round = 0; round < 500 && !tracees.empty(); round++) {
+    for (auto it = tracees.begin(); it != tracees.end();) {
+      int st = 0;
+      pid_t r = ::waitpid((*it)->pid(), &st, __WALL | WNOHANG);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 || (r > 0 && (WIFEXITED(st) || WIFSIGNALED(st)))) {
+        (*it)->abandon();
+        it = tracees.erase(it);
+        continue;
+      }
+      // Still there (or reported a stop): make sure it got the kill, let it go on.
+      if (r > 0) ::ptrace(PTRACE_CONT, (*it)->pid(), nullptr, 0);
+      if (round % 50 == 49) ::syscall(SYS_tgkill, (*it)->pid(), (*it)->pid(), SIGKILL);
+      ++it;
+    }
+    if (!tracees.empty()) base::sleep_ms(10);
+  }
+  for (auto* t : tracees) t->abandon();
 }
 
 Result<user_regs_struct> get_regs(pid_t pid) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -49,6 +50,8 @@ class Tracee {
   // Same, but an error result becomes an Error naming `what`.
   base::Result<long> syscall_ok(const char* what, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
                                 uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+  // Use the injection area another thread of the same process mapped (not unmapped by us).
+  base::Result<void> borrow_injection(const Tracee& owner);
   // munmap the injection area (the task faults on the int3 that is gone: expected).
   base::Result<void> end_injection();
 
@@ -73,8 +76,14 @@ class Tracee {
   uint64_t sigmask_ = 0;
   uint64_t code_ = 0;  // address of `syscall; int3`
   uint64_t area_ = 0;
+  bool borrowed_ = false;
   base::UniqueFd mem_;
 };
+
+// After SIGKILL: reap these tracees (as their tracer, in whatever order the kernel lets
+// them go; a namespace init waits for the rest), SIGKILLing stragglers again, for at most
+// ~5 s; then forget them (our exit releases what is left).
+void reap_killed(std::vector<Tracee*> tracees);
 
 // Raw register sets.
 base::Result<user_regs_struct> get_regs(pid_t pid);

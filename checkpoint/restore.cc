@@ -47,10 +47,17 @@ struct MmMap {
 };
 static_assert(sizeof(MmMap) == 104);
 
+struct Thread {
+  pid_t host = 0;
+  const ThreadImage* img = nullptr;
+  Tracee tracee;
+};
+
 struct Task {
   pid_t host = 0;
   const TaskImage* img = nullptr;
   Tracee tracee;
+  std::vector<Thread> threads;
 };
 
 std::string who(const TaskImage& t) {
@@ -266,9 +273,7 @@ Result<void> restore_fs(Task& t) {
 }
 
 // Last: the placeholder is still fully privileged; drop to the saved credentials.
-Result<void> restore_creds(Task& t) {
-  auto& tr = t.tracee;
-  const auto& img = *t.img;
+Result<void> restore_creds(Tracee& tr, const TaskImage& img) {
   if (img.groups.size() > 1000) return base::make_error("too many supplementary groups");
   ZRUN_TRY(tr.write_mem(tr.scratch(), img.groups.data(), img.groups.size() * 4));
   ZRUN_TRY(tr.syscall_ok("setgroups", SYS_setgroups, img.groups.size(), tr.scratch()));
@@ -322,6 +327,30 @@ user_regs_struct final_regs(const TaskImage& img) {
   return r;
 }
 
+// Per-thread state, injected through the leader's area (the memory is shared).
+Result<void> restore_thread(Thread& th, const Tracee& leader, const TaskImage& proc) {
+  auto& tr = th.tracee;
+  const auto& img = *th.img;
+  ZRUN_TRY(tr.borrow_injection(leader));
+  // The scratch page is shared too: threads run one at a time, so that is fine.
+  ZRUN_TRY(tr.syscall_ok("prctl PR_SET_NAME", SYS_prctl, PR_SET_NAME,
+                         ZRUN_TRY(put_string(tr, img.comm.substr(0, 15)))));
+  if (img.robust_list)
+    ZRUN_TRY(
+        tr.syscall_ok("set_robust_list", SYS_set_robust_list, img.robust_list, img.robust_len));
+  ZRUN_TRY(tr.syscall(SYS_set_tid_address, img.clear_tid));
+  if (img.rseq_ptr)
+    ZRUN_TRY(tr.syscall_ok("rseq", SYS_rseq, img.rseq_ptr, img.rseq_len, 0, img.rseq_sig));
+  ZRUN_TRY(restore_creds(tr, proc));
+  ZRUN_TRY(tr.end_injection());
+  ZRUN_TRY(tr.set_xstate(img.fpu));
+  TaskImage as_task;  // final_regs works on the saved registers only
+  as_task.regs = img.regs;
+  tr.set_final_regs(final_regs(as_task));
+  tr.set_final_sigmask(img.sigmask);
+  return base::ok();
+}
+
 Result<void> restore_task(Task& t, const std::string& dir) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
@@ -346,7 +375,8 @@ Result<void> restore_task(Task& t, const std::string& dir) {
   ZRUN_TRY(restore_signals(t));
   ZRUN_TRY(restore_fds(t));
   ZRUN_TRY(restore_fs(t));
-  ZRUN_TRY(restore_creds(t));
+  ZRUN_TRY(restore_creds(tr, *t.img));
+  for (auto& th : t.threads) ZRUN_TRY(restore_thread(th, tr, *t.img));
   ZRUN_TRY(tr.end_injection());
   ZRUN_TRY(tr.set_xstate(t.img->fpu));
   tr.set_final_regs(final_regs(*t.img));
@@ -357,7 +387,12 @@ Result<void> restore_task(Task& t, const std::string& dir) {
 
 PlaceholderPlan placeholder_plan(const Image& img) {
   PlaceholderPlan p;
-  for (auto& r : img.manifest.tasks) p.tasks.push_back({r.vpid, r.ppid, r.pgid, r.sid});
+  for (size_t i = 0; i < img.manifest.tasks.size(); i++) {
+    auto& r = img.manifest.tasks[i];
+    PlaceholderTask pt{r.vpid, r.ppid, r.pgid, r.sid, {}};
+    for (auto& th : img.tasks[i].threads) pt.threads.push_back(th.vtid);
+    p.tasks.push_back(std::move(pt));
+  }
   return p;
 }
 
@@ -368,13 +403,13 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   // On any error the placeholders die here, never half-rebuilt and running.
   auto kill_all = [&] {
     for (auto& t : tasks) ::kill(t.host, SIGKILL);
-    // Reap as tracer, init last (its exit waits until the rest of its namespace is gone).
-    for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
-      int st;
-      while (::waitpid(it->host, &st, __WALL) < 0 && errno == EINTR) {
-      }
-      it->tracee.abandon();
+    // As their tracer we must reap them (the namespace init's exit waits for the rest).
+    std::vector<Tracee*> all;
+    for (auto& t : tasks) {
+      all.push_back(&t.tracee);
+      for (auto& th : t.threads) all.push_back(&th.tracee);
     }
+    reap_killed(std::move(all));
   };
   base::ScopeExit cleanup(kill_all);
   for (auto& ti : img.tasks) {
@@ -385,14 +420,43 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
     t.host = it->second;
     t.img = &ti;
     t.tracee = ZRUN_TRY(Tracee::seize(t.host, /*exit_kill=*/true));
+    // Its placeholder threads, by their pid in the container's namespace.
+    std::map<pid_t, pid_t> tids;
+    auto names = ZRUN_TRY(base::list_dir("/proc/" + std::to_string(t.host) + "/task"));
+    for (auto& n : names) {
+      auto tid = static_cast<pid_t>(ZRUN_TRY(base::parse_int(n)));
+      if (tid == t.host) continue;
+      auto st =
+          ZRUN_TRY(base::read_file("/proc/" + std::to_string(t.host) + "/task/" + n + "/status"));
+      tids[static_cast<pid_t>(ZRUN_TRY(status_last_int(st, "NSpid")))] = tid;
+    }
+    if (tids.size() != ti.threads.size())
+      return base::make_error("placeholder threads of pid " + std::to_string(ti.vpid) +
+                              " are missing");
+    for (auto& x : ti.threads) {
+      auto h = tids.find(x.vtid);
+      if (h == tids.end())
+        return base::make_error("placeholder thread " + std::to_string(x.vtid) + " is missing");
+      Thread th;
+      th.host = h->second;
+      th.img = &x;
+      th.tracee = ZRUN_TRY(Tracee::seize(th.host, /*exit_kill=*/true));
+      t.threads.push_back(std::move(th));
+    }
     tasks.push_back(std::move(t));
   }
   if (v_to_host.size() != tasks.size())
     return base::make_error("unexpected tasks in the restored container");
-  for (auto& t : tasks) ZRUN_TRY(t.tracee.wait_stop());
+  for (auto& t : tasks) {
+    ZRUN_TRY(t.tracee.wait_stop());
+    for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
+  }
   for (auto& t : tasks) ZRUN_TRY_CTX(restore_task(t, img.dir), "restore " + who(*t.img));
   cleanup.dismiss();
-  for (auto& t : tasks) ZRUN_TRY_CTX(t.tracee.detach(), "restore " + who(*t.img));
+  for (auto& t : tasks) {
+    for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));
+    ZRUN_TRY_CTX(t.tracee.detach(), "restore " + who(*t.img));
+  }
   return base::ok();
 }
 

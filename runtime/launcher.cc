@@ -2,6 +2,7 @@
 // persist the state. Every step registers its rollback, so a failure leaves nothing.
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -262,6 +263,8 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
     ctx.seccomp = &*seccomp;
     if (seccomp->notify && opts.restore)
       return base::make_error("restore: a seccomp listener is not supported yet");
+    // restore: placeholder threads exist before the filter; TSYNC puts them under it.
+    if (opts.restore) seccomp->flags |= SECCOMP_FILTER_FLAG_TSYNC;
     if (seccomp->notify) {
       seccomp_sock = ZRUN_TRY_CTX(iso::connect_unix(seccomp->listener_path), "seccomp listener");
       ctx.seccomp_listener_fd = seccomp_sock.get();

@@ -1,6 +1,7 @@
 // checkpoint / restore (docs/checkpoint.md): real workloads are dumped, killed, restored
 // and must continue where they stopped; refusals leave the container untouched; a damaged
 // image is refused on restore and leaves nothing behind.
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -10,6 +11,18 @@
 
 namespace zrun::test {
 namespace {
+
+// Thread ids of `pid` on the host.
+std::vector<std::string> base_names(pid_t pid) {
+  std::vector<std::string> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') out.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
 
 class CheckpointTest : public ContainerTest {
  protected:
@@ -162,6 +175,40 @@ TEST_F(CheckpointTest, PatternMemoryIsRestoredExactly) {
   EXPECT_GE(std::stol(after["round"]), round + 3);
   EXPECT_EQ(after["ok"], "1");
   EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, MultiThreadedProcessKeepsItsThreadsAndMemory) {
+  Bundle b(rt);
+  b.probe({"threads", "4"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/threads";
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < 200; i++) {
+    kv = parse_kv(read_file(file));
+    if (!kv["rounds"].empty() && std::stol(kv["rounds"]) >= 2) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(kv["threads"], "5");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  long rounds = std::stol(parse_kv(read_file(file))["rounds"]);
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  for (int i = 0; i < 200; i++) {
+    kv = parse_kv(read_file(file));
+    if (!kv["rounds"].empty() && std::stol(kv["rounds"]) >= rounds + 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  // Every thread runs again (the minimum of their round counters moves on).
+  EXPECT_GE(std::stol(kv["rounds"]), rounds + 5);
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(kv["threads"], "5");
+  pid_t pid = rt.state_json(id)["pid"];
+  EXPECT_EQ(base_names(pid).size(), 5u);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
 TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
