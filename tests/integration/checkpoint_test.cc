@@ -230,6 +230,24 @@ TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
+TEST_F(CheckpointTest, ListeningSocketIsRefusedAndTheContainerKeepsRunning) {
+  Bundle b(rt);
+  b.args({"sh", "-c", "nc -l -p 7777 & while true; do echo up > /tmp/up; sleep 0.1; done"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  std::this_thread::sleep_for(200ms);  // nc is listening
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "(nc) fd 3: socket is not supported yet");
+  EXPECT_EQ(rt.status(id), "running");
+  // Still working: the loop keeps rewriting its file.
+  ::unlink((b.rootfs() + "/tmp/up").c_str());
+  EXPECT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 TEST_F(CheckpointTest, CorruptedPageFileIsRefusedAndNothingIsLeft) {
   Bundle b(rt);
   counting_shell(b);
