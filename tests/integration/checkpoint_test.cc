@@ -110,6 +110,9 @@ TEST_F(CheckpointTest, CountingShellContinuesAfterRestore) {
   EXPECT_NE(read_file("/proc/" + std::to_string(pid) + "/status")
                 .find("NSpid:\t" + std::to_string(pid) + "\t1"),
             std::string::npos);
+  RunResult ex = rt.exec({"exec", id, "cat", "/proc/1/comm"});
+  EXPECT_EQ(ex.code, 0) << ex;
+  EXPECT_EQ(ex.out, "sh\n");
   EXPECT_EQ(rt.kill(id, "KILL").code, 0);
   EXPECT_EQ(rt.wait_status(id, "stopped"), "stopped");
   EXPECT_EQ(rt.del(id).code, 0);
