@@ -252,6 +252,7 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
 }
 
 Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec);
+Result<std::vector<PendingSignal>> collect_pending(pid_t tid, bool with_shared);
 
 // Injected queries: signal handlers, brk, the clear-child-tid address.
 Result<void> collect_injected(TaskInfo& t) {
@@ -286,6 +287,7 @@ Result<void> collect_injected(TaskInfo& t) {
 }
 
 Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
+  th.img.pending = ZRUN_TRY(collect_pending(th.tid, false));
   th.img.regs = th.tracee.saved_regs();
   th.img.sigmask = th.tracee.saved_sigmask();
   bool xstate = false;
@@ -312,7 +314,16 @@ Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
   return base::ok();
 }
 
+Result<std::vector<PendingSignal>> collect_pending(pid_t tid, bool with_shared) {
+  std::vector<PendingSignal> out;
+  for (auto& i : ZRUN_TRY(peek_siginfo(tid, false))) out.push_back({false, i});
+  if (with_shared)
+    for (auto& i : ZRUN_TRY(peek_siginfo(tid, true))) out.push_back({true, i});
+  return out;
+}
+
 Result<void> collect_regs(TaskInfo& t) {
+  t.img.pending = ZRUN_TRY(collect_pending(t.pid, true));
   t.img.regs = t.tracee.saved_regs();
   t.img.sigmask = t.tracee.saved_sigmask();
   bool xstate = false;

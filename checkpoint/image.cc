@@ -77,6 +77,24 @@ Result<std::string> from_hex(std::string_view hex) {
 
 namespace {
 
+Json pending_json(const std::vector<PendingSignal>& v) {
+  Json a = Json::array();
+  for (auto& p : v) a.push_back({{"shared", p.shared}, {"siginfo", to_hex(p.info)}});
+  return a;
+}
+
+Result<std::vector<PendingSignal>> pending_from(const Json& a) {
+  std::vector<PendingSignal> out;
+  for (auto& e : a) {
+    PendingSignal p;
+    p.shared = e.at("shared");
+    p.info = ZRUN_TRY(from_hex(e.at("siginfo").get<std::string>()));
+    if (p.info.size() != 128) return base::make_error("bad siginfo size");
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 Result<uint64_t> parse_hex64(const std::string& s) {
   uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
@@ -101,6 +119,7 @@ std::string task_to_json(const TaskImage& t) {
   j["regs"] = regs_json(t.regs);
   j["fpu"] = to_hex(t.fpu);
   j["sigmask"] = t.sigmask;
+  j["pending"] = pending_json(t.pending);
   Json sa = Json::array();
   for (auto& a : t.sigactions) sa.push_back({a.handler, a.flags, a.restorer, a.mask});
   j["sigactions"] = sa;
@@ -147,6 +166,7 @@ std::string task_to_json(const TaskImage& t) {
                   {"regs", regs_json(x.regs)},
                   {"fpu", to_hex(x.fpu)},
                   {"sigmask", x.sigmask},
+                  {"pending", pending_json(x.pending)},
                   {"rseq", {{"ptr", x.rseq_ptr}, {"len", x.rseq_len}, {"sig", x.rseq_sig}}},
                   {"robust_list", {x.robust_list, x.robust_len}},
                   {"clear_tid", x.clear_tid}});
@@ -168,6 +188,7 @@ Result<TaskImage> task_from_json(const std::string& text) {
     std::memcpy(&t.regs, regs.data(), sizeof(t.regs));
     t.fpu = ZRUN_TRY(from_hex(j.at("fpu").get<std::string>()));
     t.sigmask = j.at("sigmask");
+    t.pending = ZRUN_TRY(pending_from(j.at("pending")));
     for (auto& a : j.at("sigactions")) t.sigactions.push_back({a.at(0), a.at(1), a.at(2), a.at(3)});
     auto& mm = j.at("mm");
     t.start_code = mm.at("start_code");
@@ -235,6 +256,7 @@ Result<TaskImage> task_from_json(const std::string& text) {
       std::memcpy(&x.regs, r.data(), sizeof(x.regs));
       x.fpu = ZRUN_TRY(from_hex(e.at("fpu").get<std::string>()));
       x.sigmask = e.at("sigmask");
+      x.pending = ZRUN_TRY(pending_from(e.at("pending")));
       x.rseq_ptr = e.at("rseq").at("ptr");
       x.rseq_len = e.at("rseq").at("len");
       x.rseq_sig = e.at("rseq").at("sig");

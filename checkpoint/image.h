@@ -57,8 +57,15 @@ struct SigactionImage {
 
 // A thread besides the leader: its own registers and per-thread kernel state (credentials
 // are taken to be the process's).
+// A queued signal: the raw 128-byte siginfo, on the thread's own queue or the process's.
+struct PendingSignal {
+  bool shared = false;
+  std::string info;
+};
+
 struct ThreadImage {
   pid_t vtid = 0;
+  std::vector<PendingSignal> pending;
   std::string comm;
   user_regs_struct regs{};
   std::string fpu;
@@ -73,6 +80,7 @@ struct TaskImage {
   user_regs_struct regs{};
   std::string fpu;  // NT_X86_XSTATE (or 512-byte NT_PRFPREG)
   uint64_t sigmask = 0;
+  std::vector<PendingSignal> pending;      // the leader's queue and the shared one
   std::vector<SigactionImage> sigactions;  // index = signal - 1, 64 entries
   // mm (prctl PR_SET_MM_MAP)
   uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0, start_brk = 0, brk = 0,

@@ -299,6 +299,24 @@ void reap_killed(std::vector<Tracee*> tracees) {
   for (auto* t : tracees) t->abandon();
 }
 
+Result<std::vector<std::string>> peek_siginfo(pid_t tid, bool shared) {
+  struct {
+    uint64_t off;
+    uint32_t flags;
+    int32_t nr;
+  } args{0, shared ? 1u : 0u, 32};  // PTRACE_PEEKSIGINFO_SHARED = 1
+  std::vector<std::string> out;
+  for (;;) {
+    std::string buf(128 * 32, '\0');
+    long n = ::ptrace(PTRACE_PEEKSIGINFO, tid, &args, buf.data());
+    if (n < 0) return base::sys_error("ptrace peeksiginfo " + pid_str(tid));
+    for (long i = 0; i < n; i++) out.push_back(buf.substr(static_cast<size_t>(i) * 128, 128));
+    if (n < args.nr) break;
+    args.off += static_cast<uint64_t>(n);
+  }
+  return out;
+}
+
 Result<user_regs_struct> get_regs(pid_t pid) {
   user_regs_struct r{};
   iovec iov{&r, sizeof(r)};

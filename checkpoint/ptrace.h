@@ -85,6 +85,10 @@ class Tracee {
 // ~5 s; then forget them (our exit releases what is left).
 void reap_killed(std::vector<Tracee*> tracees);
 
+// Queued signals of thread `tid` (PTRACE_PEEKSIGINFO): its own, or with `shared` the
+// process's; each a raw 128-byte siginfo.
+base::Result<std::vector<std::string>> peek_siginfo(pid_t tid, bool shared);
+
 // Raw register sets.
 base::Result<user_regs_struct> get_regs(pid_t pid);
 // NT_X86_XSTATE (falls back to the 512-byte NT_PRFPREG; `*is_xstate` says which).

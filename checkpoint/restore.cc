@@ -209,6 +209,23 @@ Result<void> restore_mm(Task& t) {
   return base::ok();
 }
 
+// Queue the saved signals again, from the task itself (a process may queue any siginfo
+// to itself); they stay pending under the injection's all-blocked mask.
+Result<void> requeue(Tracee& tr, pid_t tgid, pid_t tid, const std::vector<PendingSignal>& v) {
+  for (auto& p : v) {
+    int sig = 0;
+    std::memcpy(&sig, p.info.data(), sizeof(sig));  // si_signo comes first
+    ZRUN_TRY(tr.write_mem(tr.scratch() + 2048, p.info.data(), p.info.size()));
+    if (p.shared)
+      ZRUN_TRY(
+          tr.syscall_ok("rt_sigqueueinfo", SYS_rt_sigqueueinfo, tgid, sig, tr.scratch() + 2048));
+    else
+      ZRUN_TRY(tr.syscall_ok("rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, tgid, tid, sig,
+                             tr.scratch() + 2048));
+  }
+  return base::ok();
+}
+
 Result<void> restore_signals(Task& t) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
@@ -218,6 +235,7 @@ Result<void> restore_signals(Task& t) {
     ZRUN_TRY(tr.write_mem(tr.scratch(), &a, sizeof(a)));
     ZRUN_TRY(tr.syscall_ok("rt_sigaction", SYS_rt_sigaction, sig, tr.scratch(), 0, 8));
   }
+  ZRUN_TRY(requeue(tr, img.vpid, img.vpid, img.pending));
   t.tracee.set_final_sigmask(img.sigmask);
   return base::ok();
 }
@@ -341,6 +359,7 @@ Result<void> restore_thread(Thread& th, const Tracee& leader, const TaskImage& p
   ZRUN_TRY(tr.syscall(SYS_set_tid_address, img.clear_tid));
   if (img.rseq_ptr)
     ZRUN_TRY(tr.syscall_ok("rseq", SYS_rseq, img.rseq_ptr, img.rseq_len, 0, img.rseq_sig));
+  ZRUN_TRY(requeue(tr, proc.vpid, img.vtid, img.pending));
   ZRUN_TRY(restore_creds(tr, proc));
   ZRUN_TRY(tr.end_injection());
   ZRUN_TRY(tr.set_xstate(img.fpu));

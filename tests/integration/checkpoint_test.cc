@@ -214,6 +214,37 @@ TEST_F(CheckpointTest, MultiThreadedProcessKeepsItsThreadsAndMemory) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+TEST_F(CheckpointTest, PendingSignalsAndHandlersSurvive) {
+  Bundle b(rt);
+  b.probe({"sigpending"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/sig";
+  ASSERT_TRUE(wait_for_file(file));
+  ASSERT_EQ(parse_kv(read_file(file))["pending"], "1");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::unlink(file.c_str());
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  ASSERT_TRUE(wait_for_file(file));
+  EXPECT_EQ(parse_kv(read_file(file))["pending"], "1");
+  // Unblocked, both queued siginfos (values 40 and 2) and the raised SIGUSR1 arrive at
+  // the restored handlers.
+  write_file(b.rootfs() + "/tmp/unblock", "");
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < 100; i++) {
+    kv = parse_kv(read_file(file));
+    if (kv["rt"] == "2" && kv["usr1"] == "1") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(kv["usr1"], "1");
+  EXPECT_EQ(kv["rt"], "2");
+  EXPECT_EQ(kv["rt_sum"], "42");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
 TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
   Bundle b(rt);
   b.probe({"epoll"});
