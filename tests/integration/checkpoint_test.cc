@@ -24,6 +24,11 @@ std::vector<std::string> base_names(pid_t pid) {
   return out;
 }
 
+std::string base_trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\n"), b = s.find_last_not_of(" \t\n");
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
 class CheckpointTest : public ContainerTest {
  protected:
   void SetUp() override {
@@ -242,6 +247,41 @@ TEST_F(CheckpointTest, PendingSignalsAndHandlersSurvive) {
   EXPECT_EQ(kv["usr1"], "1");
   EXPECT_EQ(kv["rt"], "2");
   EXPECT_EQ(kv["rt_sum"], "42");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, OpenFilesKeepOffsetFlagsAndCwd) {
+  Bundle b(rt);
+  b.args({"sh", "-c",
+          "cd /etc; exec 3</etc/passwd 4>>/tmp/log; read -r l <&3; echo first >&4; "
+          "while true; do sleep 0.1; done"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  auto fdinfo = [&](int fd) {
+    RunResult r = rt.exec({"exec", id, "cat", "/proc/1/fdinfo/" + std::to_string(fd)});
+    auto kv = parse_kv([&] {
+      std::string o = r.out;
+      for (auto& c : o)
+        if (c == ':') c = '=';
+      return o;
+    }());
+    return std::make_pair(base_trim(kv["pos"]), base_trim(kv["flags"]));
+  };
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/log"));
+  std::this_thread::sleep_for(100ms);
+  auto f3 = fdinfo(3), f4 = fdinfo(4);
+  ASSERT_FALSE(f3.first.empty());
+  ASSERT_FALSE(f4.second.empty());
+  ASSERT_NE(f3.first, "0");  // `read` moved the offset
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(fdinfo(3), f3);
+  EXPECT_EQ(fdinfo(4), f4);  // O_APPEND kept
+  RunResult cwd = rt.exec({"exec", id, "readlink", "/proc/1/cwd"});
+  EXPECT_EQ(cwd.out, "/etc\n") << cwd;
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
