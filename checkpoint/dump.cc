@@ -1,5 +1,6 @@
 // Checkpoint: freeze, seize, check, save, write the image (see checkpoint.h).
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "base/log.h"
 #include "base/scope_exit.h"
@@ -385,6 +387,30 @@ std::vector<std::pair<std::string, uint64_t>> vdso_layout(const std::vector<Vma>
   return out;
 }
 
+// Host and domain name of `pid`'s UTS namespace: read by a child that joins it.
+Result<std::pair<std::string, std::string>> uts_names(pid_t pid) {
+  auto ns = ZRUN_TRY(base::open_file(proc(pid, "ns/uts"), O_RDONLY));
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) return base::sys_error("pipe");
+  base::UniqueFd rd(p[0]), wr(p[1]);
+  pid_t child = ::fork();
+  if (child < 0) return base::sys_error("fork");
+  if (child == 0) {
+    struct utsname u {};
+    if (::setns(ns.get(), CLONE_NEWUTS) < 0 || ::uname(&u) < 0) ::_exit(1);
+    std::string out = std::string(u.nodename) + '\n' + u.domainname;
+    ssize_t n = ::write(wr.get(), out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  wr.reset();
+  auto text = base::read_fd(rd.get());
+  int st = ZRUN_TRY(base::wait_pid(child));
+  if (!text || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return base::make_error("read the container's hostname");
+  auto nl = text->find('\n');
+  return std::make_pair(text->substr(0, nl), nl == std::string::npos ? "" : text->substr(nl + 1));
+}
+
 // Parents before children, siblings by vpid.
 std::vector<TaskInfo*> creation_order(std::vector<TaskInfo>& tasks) {
   std::vector<TaskInfo*> out;
@@ -466,6 +492,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   m.id = opts.id;
   m.config = opts.config;
   m.cgroup = opts.cgroup;
+  std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
   PageWriter pw;
   for (auto* t : creation_order(tasks)) {
     if (t->img.vpid == 1) m.vdso = vdso_layout(t->maps);

@@ -283,6 +283,7 @@ std::string manifest_to_json(const Manifest& m) {
   j["id"] = m.id;
   j["config"] = Json::parse(m.config);
   j["cgroup"] = m.cgroup.empty() ? Json() : Json::parse(m.cgroup);
+  j["uts"] = {{"hostname", m.hostname}, {"domainname", m.domainname}};
   Json tasks = Json::array();
   for (auto& t : m.tasks)
     tasks.push_back({{"vpid", t.vpid},
@@ -311,6 +312,8 @@ Result<Manifest> manifest_from_json(const std::string& text) {
     m.id = j.at("id");
     m.config = j.at("config").dump();
     if (!j.at("cgroup").is_null()) m.cgroup = j.at("cgroup").dump();
+    m.hostname = j.at("uts").at("hostname");
+    m.domainname = j.at("uts").at("domainname");
     for (auto& t : j.at("tasks")) {
       TaskRef r;
       r.vpid = t.at("vpid");

@@ -114,9 +114,10 @@ struct Manifest {
   uint64_t xcr0 = 0;
   std::vector<std::pair<std::string, uint64_t>> vdso;  // special mappings in order, sizes
   std::string id;
-  std::string config;          // config.json text
-  std::string cgroup;          // the cgroup record
-  std::vector<TaskRef> tasks;  // creation order: a parent before its children
+  std::string config;                // config.json text
+  std::string cgroup;                // the cgroup record
+  std::string hostname, domainname;  // of the container's UTS namespace at dump time
+  std::vector<TaskRef> tasks;        // creation order: a parent before its children
 };
 
 // Writers: task JSON returned as text (hashed into the manifest by the caller).

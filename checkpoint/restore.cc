@@ -370,7 +370,18 @@ Result<void> restore_thread(Thread& th, const Tracee& leader, const TaskImage& p
   return base::ok();
 }
 
-Result<void> restore_task(Task& t, const std::string& dir) {
+// The UTS namespace is the pod's: set once, from the init, while it is privileged.
+Result<void> restore_uts(Tracee& tr, const Manifest& m) {
+  if (!m.hostname.empty())
+    ZRUN_TRY(tr.syscall_ok("sethostname", SYS_sethostname, ZRUN_TRY(put_string(tr, m.hostname)),
+                           m.hostname.size()));
+  if (!m.domainname.empty() && m.domainname != "(none)")
+    ZRUN_TRY(tr.syscall_ok("setdomainname", SYS_setdomainname,
+                           ZRUN_TRY(put_string(tr, m.domainname)), m.domainname.size()));
+  return base::ok();
+}
+
+Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -394,6 +405,7 @@ Result<void> restore_task(Task& t, const std::string& dir) {
   ZRUN_TRY(restore_signals(t));
   ZRUN_TRY(restore_fds(t));
   ZRUN_TRY(restore_fs(t));
+  if (t.img->vpid == 1) ZRUN_TRY(restore_uts(tr, m));
   ZRUN_TRY(restore_creds(tr, *t.img));
   for (auto& th : t.threads) ZRUN_TRY(restore_thread(th, tr, *t.img));
   ZRUN_TRY(tr.end_injection());
@@ -470,7 +482,8 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
     ZRUN_TRY(t.tracee.wait_stop());
     for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
   }
-  for (auto& t : tasks) ZRUN_TRY_CTX(restore_task(t, img.dir), "restore " + who(*t.img));
+  for (auto& t : tasks)
+    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest), "restore " + who(*t.img));
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));

@@ -285,6 +285,27 @@ TEST_F(CheckpointTest, OpenFilesKeepOffsetFlagsAndCwd) {
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
+TEST_F(CheckpointTest, HostnameChangedAtRunTimeIsKept) {
+  Bundle b(rt);
+  b.args({"sh", "-c",
+          "hostname pod-renamed && hostname > /tmp/renamed; while true; do sleep 0.1; done"});
+  for (auto set : {"bounding", "effective", "permitted"})
+    b.config()["process"]["capabilities"][set].push_back("CAP_SYS_ADMIN");
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/renamed"));
+  ASSERT_EQ(read_file(b.rootfs() + "/tmp/renamed"), "pod-renamed\n");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  // The bundle says zrun-test; the pod had renamed itself.
+  RunResult h = rt.exec({"exec", id, "hostname"});
+  EXPECT_EQ(h.out, "pod-renamed\n") << h;
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
 TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
   Bundle b(rt);
   b.probe({"epoll"});
