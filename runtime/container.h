@@ -12,6 +12,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "cgroups/cgroup.h"
+#include "checkpoint/placeholder.h"
 #include "runtime/state_store.h"
 #include "spec/config.h"
 
@@ -32,6 +33,9 @@ struct CreateOptions {
   bool systemd_cgroup = false;
   // Rootless mode (see rootless_mode()): cgroups only where delegated, else none.
   bool rootless = false;
+  // restore: the init forks this tree of placeholder tasks instead of exec'ing the
+  // process, and the container is ready when they wait for the restorer.
+  const ckpt::PlaceholderPlan* restore = nullptr;
 };
 
 // The global --rootless flag ("true", "false", "auto") resolved as runc does: auto means

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "base/sys.h"
+#include "checkpoint/placeholder.h"
 #include "isolation/console.h"
 #include "isolation/namespaces.h"
 #include "isolation/process.h"
@@ -27,6 +28,7 @@ namespace {
 using base::Result;
 
 constexpr long kKeyctlJoinSessionKeyring = 1;
+ckpt::PlaceholderRole g_restore_role;  // this task's place in the restored tree
 
 Result<void> join_and_unshare(const InitContext& ctx) {
   for (auto& [type, fd] : ctx.join_fds)
@@ -106,10 +108,18 @@ Result<std::string> init_steps(const InitContext& ctx, std::string* hooks_state)
   ZRUN_TRY(setup_rootfs(ctx, go.hdr.flags, *hooks_state));
   ZRUN_TRY(iso::apply_rlimits(proc.rlimits));
   if (proc.terminal) ZRUN_TRY_CTX(iso::setup_console(ctx.console_fd, proc.console_size), "console");
-  auto exe = ZRUN_TRY(iso::find_executable(proc.args[0], ctx.env, proc.cwd));
+  std::string exe;
+  if (!ctx.restore) exe = ZRUN_TRY(iso::find_executable(proc.args[0], ctx.env, proc.cwd));
   // Nothing may run in the container before it is in its cgroup (see kGoJoinLater); and
   // wait before a seccomp filter could forbid recv.
   if (go.hdr.flags & kGoJoinLater) ZRUN_TRY(sync_expect(ctx.sync_fd, SyncType::kCgroupJoined));
+  if (ctx.restore) {
+    g_restore_role = ZRUN_TRY(ckpt::spawn_placeholders(*ctx.restore));
+    // Each task gets the spec's filter, as each original inherited it (no clone3 after
+    // this: the default profile refuses it).
+    if (ctx.seccomp) ZRUN_TRY(iso::apply_seccomp(*ctx.seccomp, -1, *hooks_state));
+    return exe;
+  }
   // Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: install before caps drop (runc).
   if (ctx.seccomp && !proc.no_new_privileges)
     ZRUN_TRY(iso::apply_seccomp(*ctx.seccomp, ctx.seccomp_listener_fd, *hooks_state));
@@ -126,6 +136,21 @@ Result<std::string> init_steps(const InitContext& ctx, std::string* hooks_state)
   ::_exit(code);
 }
 
+// restore: every placeholder task reports to the init, which reports kReady; then all
+// wait for the restorer (runtime/checkpoint.cc).
+[[noreturn]] void run_placeholder(const InitContext& ctx) noexcept {
+  auto r = ckpt::placeholder_ready(*ctx.restore, g_restore_role);
+  if (!r) {
+    (void)sync_send(ctx.sync_fd, SyncType::kError, 0, r.error().err, r.error().msg);
+    ::_exit(1);
+  }
+  if (g_restore_role.vpid == 1) {
+    ::prctl(PR_SET_PDEATHSIG, 0);
+    if (!sync_send(ctx.sync_fd, SyncType::kReady).ok()) ::_exit(1);
+  }
+  ckpt::park_placeholder();
+}
+
 }  // namespace
 
 void run_init(const InitContext& ctx) noexcept {
@@ -135,6 +160,7 @@ void run_init(const InitContext& ctx) noexcept {
     (void)sync_send(ctx.sync_fd, SyncType::kError, 0, exe.error().err, exe.error().msg);
     ::_exit(1);
   }
+  if (ctx.restore) run_placeholder(ctx);
   ::prctl(PR_SET_PDEATHSIG, 0);
   if (!sync_send(ctx.sync_fd, SyncType::kReady).ok()) ::_exit(1);
   ::close(ctx.sync_fd);

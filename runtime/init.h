@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "checkpoint/placeholder.h"
 #include "isolation/seccomp.h"
 #include "spec/config.h"
 
@@ -33,6 +34,9 @@ struct InitContext {
   std::vector<std::string> env;  // process.env plus LISTEN_FDS/LISTEN_PID when passed
   const iso::SeccompProgram* seccomp = nullptr;  // compiled by the parent, or none
   int seccomp_listener_fd = -1;  // connected to linux.seccomp.listenerPath (NOTIFY only)
+  // restore: fork these placeholder tasks (still privileged: the restorer sets each
+  // task's credentials) and park instead of exec (checkpoint/placeholder.h).
+  const ckpt::PlaceholderPlan* restore = nullptr;
 };
 
 [[noreturn]] void run_init(const InitContext& ctx) noexcept;

@@ -2,6 +2,7 @@
 // persist the state. Every step registers its rollback, so a failure leaves nothing.
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -229,6 +230,8 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (!s.process->terminal && !opts.console_socket.empty())
     return base::make_error("--console-socket given but process.terminal is false");
   ZRUN_TRY(iso::check_lsm(s));
+  if (opts.restore && s.process->terminal)
+    return base::make_error("restore: process.terminal is not supported yet");
 
   // Like runc, work from the bundle directory (hooks run there); paths the caller gave
   // relative to its cwd are made absolute first.
@@ -269,6 +272,7 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   ctx.no_pivot = opts.no_pivot;
   ctx.new_keyring = !opts.no_new_keyring;
   ctx.preserve_fds = opts.preserve_fds;
+  ctx.restore = opts.restore;
   ctx.env = container_env(*s.process, &ctx.preserve_fds);
   auto ns = ZRUN_TRY(plan_namespaces(s, ctx, into_cgroup_fd >= 0));
   if (s.linux_) ZRUN_TRY(check_sysctls(*s.linux_));
@@ -295,6 +299,10 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (s.linux_ && s.linux_->seccomp) {
     seccomp = ZRUN_TRY(iso::compile_seccomp(*s.linux_->seccomp));
     ctx.seccomp = &*seccomp;
+    if (seccomp->notify && opts.restore)
+      return base::make_error("restore: a seccomp listener is not supported yet");
+    // restore: placeholder threads exist before the filter; TSYNC puts them under it.
+    if (opts.restore) seccomp->flags |= SECCOMP_FILTER_FLAG_TSYNC;
     if (seccomp->notify) {
       seccomp_sock = ZRUN_TRY_CTX(iso::connect_unix(seccomp->listener_path), "seccomp listener");
       ctx.seccomp_listener_fd = seccomp_sock.get();

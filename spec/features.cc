@@ -115,7 +115,7 @@ std::string features_json(const HostFacts& facts) {
       {"linux", linux_section(facts)},
       {"annotations",
        {{"io.github.zrun.version", ZRUN_VERSION},
-        {"org.opencontainers.runc.checkpoint.enabled", "false"}}},
+        {"org.opencontainers.runc.checkpoint.enabled", "true"}}},
   };
   return doc.dump(4);
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Enforce the layering in docs/ARCHITECTURE: a folder includes only lower layers, and the
-# L2 folders (isolation, cgroups, netns) never include each other.
+# L2 folders (isolation, cgroups, netns) never include each other. checkpoint/ (L3) may
+# include base/spec/isolation/cgroups/netns; runtime/ (L4) may include checkpoint/.
 top=${1:-.}
 rc=0
 check() {  # folder, forbidden include prefixes...

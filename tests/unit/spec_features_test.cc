@@ -49,7 +49,7 @@ TEST(SpecFeatures, Document) {
   EXPECT_EQ(lx["intelRdt"]["enabled"], false);
   EXPECT_EQ(lx["mountExtensions"]["idmap"]["enabled"], false);
   EXPECT_EQ(j["annotations"]["io.github.zrun.version"], ZRUN_VERSION);
-  EXPECT_EQ(j["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "false");
+  EXPECT_EQ(j["annotations"]["org.opencontainers.runc.checkpoint.enabled"], "true");
 }
 
 TEST(SpecFeatures, HostFactsAreReported) {

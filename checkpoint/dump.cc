@@ -1,0 +1,558 @@
+// Checkpoint: freeze, seize, check, save, write the image (see checkpoint.h).
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "base/log.h"
+#include "base/scope_exit.h"
+#include "base/sys.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/pages.h"
+#include "checkpoint/proc.h"
+#include "checkpoint/ptrace.h"
+
+namespace zrun::ckpt {
+
+using base::Result;
+
+namespace {
+
+constexpr int kTransient = EAGAIN;  // errno marking "retry the whole dump"
+constexpr long kPrGetTidAddress = 40;
+constexpr long kPtraceGetRseqConfiguration = 0x420f;
+
+struct RseqConfig {
+  uint64_t ptr;
+  uint32_t size, signature, flags, pad;
+};
+
+// Facts read without touching the task (checked before anything is changed).
+struct ThreadInfo {
+  pid_t tid = 0;
+  Tracee tracee;
+  ThreadImage img;
+};
+
+struct TaskInfo {
+  pid_t pid = 0;
+  TaskImage img;
+  std::vector<Vma> maps;
+  Tracee tracee;
+  std::vector<ThreadInfo> threads;  // besides the leader
+};
+
+std::string proc(pid_t pid, const std::string& rest) {
+  return "/proc/" + std::to_string(pid) + "/" + rest;
+}
+
+std::string who(const TaskInfo& t) {
+  return "pid " + std::to_string(t.img.vpid) + " (" + t.img.comm + ")";
+}
+
+// Same inode as the file behind `magic` (a /proc/PID/fd/N or map_files link)?
+bool same_file(const std::string& magic, const std::string& other) {
+  struct stat a {
+  }, b{};
+  return ::stat(magic.c_str(), &a) == 0 && ::stat(other.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+}
+
+// The path of `magic` as the task sees it inside its root, verified by inode.
+Result<std::string> path_in_root(pid_t pid, const std::string& magic) {
+  char buf[4096];
+  ssize_t n = ::readlink(magic.c_str(), buf, sizeof(buf) - 1);
+  if (n < 0) return base::sys_error("readlink `" + magic + "`");
+  std::string path(buf, static_cast<size_t>(n));
+  if (path.empty() || path[0] != '/' || base::starts_with(path, "/memfd:") ||
+      path.find(" (deleted)") != std::string::npos)
+    return base::make_error(path);
+  if (!same_file(magic, proc(pid, "root") + path)) return base::make_error(path);
+  return path;
+}
+
+// Names the kind of an fd we cannot save yet, from its /proc/PID/fd link.
+std::string fd_kind(const std::string& link) {
+  if (base::starts_with(link, "socket:")) return "socket";
+  if (base::starts_with(link, "pipe:")) return "pipe";
+  if (link == "anon_inode:[eventpoll]") return "epoll";
+  if (link == "anon_inode:[signalfd]") return "signalfd";
+  if (link == "anon_inode:[timerfd]") return "timerfd";
+  if (link == "anon_inode:inotify") return "inotify";
+  if (link == "anon_inode:[eventfd]") return "eventfd";
+  if (link == "anon_inode:[io_uring]") return "io_uring";
+  if (link == "anon_inode:[pidfd]") return "pidfd";
+  if (base::starts_with(link, "anon_inode:")) return link.substr(11);
+  if (base::starts_with(link, "/memfd:")) return "memfd";
+  if (link.find(" (deleted)") != std::string::npos) return "deleted file `" + link + "`";
+  return "file `" + link + "` (outside the container)";
+}
+
+Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio) {
+  auto names = ZRUN_TRY(base::list_dir(proc(t.pid, "fd")));
+  std::vector<int> fds;
+  for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
+  std::sort(fds.begin(), fds.end());
+  for (int fd : fds) {
+    std::string magic = proc(t.pid, "fd/" + std::to_string(fd));
+    auto info = ZRUN_TRY(base::read_file(proc(t.pid, "fdinfo/" + std::to_string(fd))));
+    FdImage f;
+    f.fd = fd;
+    auto flags = ZRUN_TRY(status_field(info, "flags"));
+    f.flags = static_cast<int>(std::stol(flags, nullptr, 8));
+    f.cloexec = f.flags & O_CLOEXEC;
+    f.pos = ZRUN_TRY(base::parse_int(ZRUN_TRY(status_field(info, "pos"))));
+    struct stat st {};
+    if (::stat(magic.c_str(), &st) < 0) return base::sys_error("stat `" + magic + "`");
+    auto path = path_in_root(t.pid, magic);
+    bool plain = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode);
+    if (path && plain) {
+      f.kind = "file";
+      f.path = *path;
+    } else {
+      // The container's stdio as the engine passed it: whatever a task has on 0-2 from
+      // outside the container. Elsewhere (a shell saving fd 1 around a redirect) it is the
+      // same object, or a moment to retry.
+      auto key = std::make_pair(st.st_dev, st.st_ino);
+      if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
+      auto it = stdio.find(key);
+      if (it == stdio.end()) {
+        char buf[4096];
+        ssize_t n = ::readlink(magic.c_str(), buf, sizeof(buf) - 1);
+        std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": " + fd_kind(link) +
+                                " is not supported yet");
+      }
+      f.kind = "inherit";
+      f.path = std::to_string(it->second);
+    }
+    t.img.fds.push_back(std::move(f));
+  }
+  return base::ok();
+}
+
+std::vector<uint32_t> id_list(const std::string& text) {
+  std::vector<uint32_t> out;
+  for (auto& f : base::split(text, ' '))
+    for (auto& x : base::split(f, '\t'))
+      if (!x.empty()) out.push_back(static_cast<uint32_t>(std::stoul(x)));
+  return out;
+}
+
+Result<void> collect_creds(TaskInfo& t, const std::string& status) {
+  t.img.uids = id_list(ZRUN_TRY(status_field(status, "Uid")));
+  t.img.gids = id_list(ZRUN_TRY(status_field(status, "Gid")));
+  t.img.groups = id_list(ZRUN_TRY(status_field(status, "Groups")));
+  auto cap = [&](const char* k) -> Result<uint64_t> {
+    return std::stoull(ZRUN_TRY(status_field(status, k)), nullptr, 16);
+  };
+  t.img.cap_inh = ZRUN_TRY(cap("CapInh"));
+  t.img.cap_prm = ZRUN_TRY(cap("CapPrm"));
+  t.img.cap_eff = ZRUN_TRY(cap("CapEff"));
+  t.img.cap_bnd = ZRUN_TRY(cap("CapBnd"));
+  t.img.cap_amb = ZRUN_TRY(cap("CapAmb"));
+  t.img.no_new_privs = ZRUN_TRY(status_field(status, "NoNewPrivs")) == "1";
+  // The restored container gets the filter of the bundle's spec again (a filter a process
+  // installed itself is not saved).
+  t.img.seccomp = ZRUN_TRY(status_field(status, "Seccomp")) != "0";
+  if (t.img.uids.size() != 4 || t.img.gids.size() != 4)
+    return base::make_error(who(t) + ": cannot parse credentials");
+  auto exe = path_in_root(t.pid, proc(t.pid, "exe"));
+  if (!exe)
+    return base::make_error(who(t) + ": executable " + fd_kind(exe.error().msg) +
+                            " is not supported yet");
+  t.img.exe = *exe;
+  return base::ok();
+}
+
+// Everything /proc tells without stopping the task for injection.
+Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
+  auto status = ZRUN_TRY(base::read_file(proc(t.pid, "status")));
+  t.img.comm = ZRUN_TRY(status_field(status, "Name"));
+  t.img.vpid = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "NSpid")));
+  t.img.pgid = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "NSpgid")));
+  t.img.sid = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "NSsid")));
+  auto ppid = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "PPid")));
+  t.img.ppid = host_to_v.count(ppid) ? host_to_v[ppid] : 0;
+  auto threads = ZRUN_TRY(base::parse_int(ZRUN_TRY(status_field(status, "Threads"))));
+  if (threads != static_cast<int64_t>(t.threads.size()) + 1)
+    return base::sys_error(who(t) + ": threads changed while stopping", kTransient);
+  for (auto& th : t.threads) {
+    auto ts = ZRUN_TRY(base::read_file(proc(t.pid, "task/" + std::to_string(th.tid) + "/status")));
+    th.img.vtid = static_cast<pid_t>(ZRUN_TRY(status_last_int(ts, "NSpid")));
+    th.img.comm = ZRUN_TRY(status_field(ts, "Name"));
+  }
+  t.img.umask =
+      static_cast<uint32_t>(std::stoul(ZRUN_TRY(status_field(status, "Umask")), nullptr, 8));
+  ZRUN_TRY(collect_creds(t, status));
+  auto st = ZRUN_TRY(stat_fields(t.pid));
+  if (st.size() < 52) return base::make_error(who(t) + ": short /proc/PID/stat");
+  if (st[3] == "Z") return base::sys_error(who(t) + " is a zombie", kTransient);
+  auto u = [&](int i) { return std::stoull(st[static_cast<size_t>(i)]); };
+  t.img.start_code = u(26);
+  t.img.end_code = u(27);
+  t.img.start_stack = u(28);
+  t.img.start_data = u(45);
+  t.img.end_data = u(46);
+  t.img.start_brk = u(47);
+  t.img.arg_start = u(48);
+  t.img.arg_end = u(49);
+  t.img.env_start = u(50);
+  t.img.env_end = u(51);
+  t.img.auxv = ZRUN_TRY(base::read_file(proc(t.pid, "auxv")));
+  auto cwd = path_in_root(t.pid, proc(t.pid, "cwd"));
+  if (!cwd) return base::make_error(who(t) + ": cwd `" + cwd.error().msg + "` is outside the root");
+  t.img.cwd = *cwd;
+  auto root = ZRUN_TRY(path_in_root(t.pid, proc(t.pid, "root")));
+  if (root != "/")
+    return base::make_error(who(t) + ": a chroot (`" + root + "`) is not supported yet");
+  for (int r = 0; r < RLIM_NLIMITS; r++) {
+    struct rlimit64 old {};
+    if (::prlimit64(t.pid, static_cast<__rlimit_resource>(r), nullptr, &old) < 0)
+      return base::sys_error(who(t) + ": prlimit");
+    t.img.rlimits.emplace_back(old.rlim_cur, old.rlim_max);
+  }
+  // Children (zombies included) must all be in the cgroup we dump.
+  auto children = base::read_file(proc(t.pid, "task/" + std::to_string(t.pid) + "/children"));
+  if (children)
+    for (auto& c : base::split(base::trim(*children), ' '))
+      if (!c.empty() && !host_to_v.count(static_cast<pid_t>(std::stol(c))))
+        return base::sys_error(who(t) + ": child " + c + " is not in the container", kTransient);
+  t.maps = ZRUN_TRY(read_smaps(t.pid));
+  for (auto& v : t.maps) {
+    if (v.special()) continue;
+    if (v.shared() && !v.file_backed())
+      return base::make_error(who(t) + ": shared anonymous memory is not supported yet");
+    if (v.file_backed()) {
+      char range[64];
+      std::snprintf(range, sizeof(range), "%lx-%lx", static_cast<unsigned long>(v.start),
+                    static_cast<unsigned long>(v.end));
+      std::string mf = proc(t.pid, std::string("map_files/") + range);
+      auto p = path_in_root(t.pid, mf);
+      if (!p)
+        return base::make_error(who(t) + ": mapping of " + fd_kind(p.error().msg) +
+                                " is not supported yet");
+      v.name = *p;
+    }
+  }
+  return base::ok();
+}
+
+Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec);
+Result<std::vector<PendingSignal>> collect_pending(pid_t tid, bool with_shared);
+
+// Injected queries: signal handlers, brk, the clear-child-tid address.
+Result<void> collect_injected(TaskInfo& t) {
+  uint64_t exec = 0;
+  for (auto& v : t.maps)
+    if (v.executable() && !v.special()) {
+      exec = v.start;
+      break;
+    }
+  if (!exec) return base::make_error(who(t) + ": no executable mapping");
+  auto& tr = t.tracee;
+  ZRUN_TRY(tr.start_injection(exec, 0));
+  for (int sig = 1; sig <= 64; sig++) {
+    SigactionImage a;
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      ZRUN_TRY(tr.syscall_ok("rt_sigaction", SYS_rt_sigaction, sig, 0, tr.scratch(), 8));
+      ZRUN_TRY(tr.read_mem(tr.scratch(), &a, sizeof(a)));
+    }
+    t.img.sigactions.push_back(a);
+  }
+  t.img.brk = static_cast<uint64_t>(ZRUN_TRY(tr.syscall(SYS_brk, 0)));
+  uint64_t tid_addr = 0;
+  ZRUN_TRY(tr.syscall_ok("prctl PR_GET_TID_ADDRESS", SYS_prctl, kPrGetTidAddress, tr.scratch()));
+  ZRUN_TRY(tr.read_mem(tr.scratch(), &tid_addr, sizeof(tid_addr)));
+  t.img.clear_tid = tid_addr;
+  ZRUN_TRY(tr.end_injection());
+  for (auto& th : t.threads) {
+    ZRUN_TRY(collect_thread(t, th, exec));
+    t.img.threads.push_back(th.img);
+  }
+  return base::ok();
+}
+
+Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
+  th.img.pending = ZRUN_TRY(collect_pending(th.tid, false));
+  th.img.regs = th.tracee.saved_regs();
+  th.img.sigmask = th.tracee.saved_sigmask();
+  bool xstate = false;
+  th.img.fpu = ZRUN_TRY(get_fpu(th.tid, &xstate));
+  RseqConfig rc{};
+  if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), th.tid, sizeof(rc),
+               &rc) > 0 &&
+      rc.ptr) {
+    th.img.rseq_ptr = rc.ptr;
+    th.img.rseq_len = rc.size;
+    th.img.rseq_sig = rc.signature;
+  }
+  void* head = nullptr;
+  size_t len = 0;
+  if (::syscall(SYS_get_robust_list, th.tid, &head, &len) == 0) {
+    th.img.robust_list = reinterpret_cast<uint64_t>(head);
+    th.img.robust_len = len;
+  }
+  auto& tr = th.tracee;
+  ZRUN_TRY_CTX(tr.start_injection(exec, 0), who(t) + " thread " + std::to_string(th.img.vtid));
+  ZRUN_TRY(tr.syscall_ok("prctl PR_GET_TID_ADDRESS", SYS_prctl, kPrGetTidAddress, tr.scratch()));
+  ZRUN_TRY(tr.read_mem(tr.scratch(), &th.img.clear_tid, sizeof(th.img.clear_tid)));
+  ZRUN_TRY(tr.end_injection());
+  return base::ok();
+}
+
+Result<std::vector<PendingSignal>> collect_pending(pid_t tid, bool with_shared) {
+  std::vector<PendingSignal> out;
+  for (auto& i : ZRUN_TRY(peek_siginfo(tid, false))) out.push_back({false, i});
+  if (with_shared)
+    for (auto& i : ZRUN_TRY(peek_siginfo(tid, true))) out.push_back({true, i});
+  return out;
+}
+
+Result<void> collect_regs(TaskInfo& t) {
+  t.img.pending = ZRUN_TRY(collect_pending(t.pid, true));
+  t.img.regs = t.tracee.saved_regs();
+  t.img.sigmask = t.tracee.saved_sigmask();
+  bool xstate = false;
+  t.img.fpu = ZRUN_TRY(get_fpu(t.pid, &xstate));
+  RseqConfig rc{};
+  if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), t.pid, sizeof(rc), &rc) >
+          0 &&
+      rc.ptr) {
+    t.img.rseq_ptr = rc.ptr;
+    t.img.rseq_len = rc.size;
+    t.img.rseq_sig = rc.signature;
+  }
+  void* head = nullptr;
+  size_t len = 0;
+  if (::syscall(SYS_get_robust_list, t.pid, &head, &len) == 0) {
+    t.img.robust_list = reinterpret_cast<uint64_t>(head);
+    t.img.robust_len = len;
+  }
+  return base::ok();
+}
+
+// Mappings and which need their bytes saved: anonymous ones and private file ones that
+// are writable or were written (static binaries relocate their RELRO, then make it
+// read-only: smaps shows those pages as Anonymous). Other file mappings are mapped from the file
+// again; PROT_NONE anonymous areas are reservations (no bytes).
+Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
+  for (auto& v : t.maps) {
+    VmaImage vi;
+    vi.start = v.start;
+    vi.end = v.end;
+    vi.perms = v.perms;
+    vi.offset = v.offset;
+    if (v.special()) {
+      vi.name = v.name;
+    } else if (v.file_backed()) {
+      vi.path = v.name;
+    } else {
+      vi.name = v.name;
+    }
+    bool none = v.perms.substr(0, 3) == "---";
+    bool want = !v.special() &&
+                (v.file_backed() ? (!v.shared() && (v.writable() || v.anon_kb > 0)) : !none);
+    if (want) {
+      vi.pages = true;
+      auto r = pw.dump_range(t.tracee, v.start, v.end - v.start);
+      if (!r) return base::context(std::move(r).error(), who(t));
+      vi.page_offset = r->offset;
+      vi.hash = r->hash;
+    }
+    t.img.vmas.push_back(std::move(vi));
+  }
+  return base::ok();
+}
+
+std::vector<std::pair<std::string, uint64_t>> vdso_layout(const std::vector<Vma>& maps) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (auto& v : maps)
+    if (v.special() && v.name != "[vsyscall]") out.emplace_back(v.name, v.end - v.start);
+  return out;
+}
+
+// Host and domain name of `pid`'s UTS namespace: read by a child that joins it.
+Result<std::pair<std::string, std::string>> uts_names(pid_t pid) {
+  auto ns = ZRUN_TRY(base::open_file(proc(pid, "ns/uts"), O_RDONLY));
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) return base::sys_error("pipe");
+  base::UniqueFd rd(p[0]), wr(p[1]);
+  pid_t child = ::fork();
+  if (child < 0) return base::sys_error("fork");
+  if (child == 0) {
+    struct utsname u {};
+    if (::setns(ns.get(), CLONE_NEWUTS) < 0 || ::uname(&u) < 0) ::_exit(1);
+    std::string out = std::string(u.nodename) + '\n' + u.domainname;
+    ssize_t n = ::write(wr.get(), out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  wr.reset();
+  auto text = base::read_fd(rd.get());
+  int st = ZRUN_TRY(base::wait_pid(child));
+  if (!text || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return base::make_error("read the container's hostname");
+  auto nl = text->find('\n');
+  return std::make_pair(text->substr(0, nl), nl == std::string::npos ? "" : text->substr(nl + 1));
+}
+
+// Parents before children, siblings by vpid.
+std::vector<TaskInfo*> creation_order(std::vector<TaskInfo>& tasks) {
+  std::vector<TaskInfo*> out;
+  std::vector<TaskInfo*> all;
+  for (auto& t : tasks) all.push_back(&t);
+  std::sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->img.vpid < b->img.vpid; });
+  std::set<pid_t> placed;
+  while (out.size() < all.size()) {
+    size_t before = out.size();
+    for (auto* t : all)
+      if (!placed.count(t->img.vpid) && (t->img.ppid == 0 || placed.count(t->img.ppid))) {
+        out.push_back(t);
+        placed.insert(t->img.vpid);
+      }
+    if (out.size() == before) break;
+  }
+  return out;
+}
+
+Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
+  ZRUN_TRY_CTX(cg.freeze(), "freeze");
+  base::ScopeExit thaw([&] { (void)cg.thaw(); });
+  std::vector<TaskInfo> tasks;
+  std::set<pid_t> seen;
+  // Frozen tasks cannot fork, but re-read until no new pid shows up anyway.
+  for (;;) {
+    auto pids = ZRUN_TRY(cg.pids());
+    bool added = false;
+    for (pid_t p : pids) {
+      if (seen.count(p)) continue;
+      seen.insert(p);
+      added = true;
+      TaskInfo t;
+      t.pid = p;
+      t.tracee = ZRUN_TRY(Tracee::seize(p, false));
+      auto names = ZRUN_TRY(base::list_dir(proc(p, "task")));
+      std::vector<pid_t> tids;
+      for (auto& n : names) tids.push_back(static_cast<pid_t>(ZRUN_TRY(base::parse_int(n))));
+      std::sort(tids.begin(), tids.end());
+      for (pid_t tid : tids) {
+        if (tid == p) continue;
+        ThreadInfo th;
+        th.tid = tid;
+        th.tracee = ZRUN_TRY(Tracee::seize(tid, false));
+        t.threads.push_back(std::move(th));
+      }
+      tasks.push_back(std::move(t));
+    }
+    if (!added) break;
+  }
+  if (!seen.count(init_pid)) return base::make_error("the container's init is not in its cgroup");
+  ZRUN_TRY_CTX(cg.thaw(), "thaw");  // with v2 the tasks stay ptrace-stopped
+  thaw.dismiss();
+  for (auto& t : tasks) {
+    ZRUN_TRY(t.tracee.wait_stop());
+    for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
+  }
+  std::map<pid_t, pid_t> host_to_v;
+  for (auto& t : tasks) {
+    auto status = ZRUN_TRY(base::read_file(proc(t.pid, "status")));
+    host_to_v[t.pid] = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "NSpid")));
+  }
+  if (host_to_v[init_pid] != 1)
+    return base::make_error("the container has no pid namespace of its own");
+  std::map<std::pair<dev_t, ino_t>, int> stdio;
+  // Init first: its fds 0-2 name the container's stdio.
+  std::sort(tasks.begin(), tasks.end(),
+            [&](auto& a, auto& b) { return host_to_v[a.pid] < host_to_v[b.pid]; });
+  for (auto& t : tasks) {
+    ZRUN_TRY(collect_info(t, host_to_v));
+    ZRUN_TRY(collect_fds(t, stdio));
+  }
+  // Checked: from here on the tasks are changed (injection), and put back on any error.
+  Manifest m;
+  struct utsname u {};
+  ::uname(&u);
+  m.kernel = u.release;
+  m.xcr0 = host_xcr0();
+  m.id = opts.id;
+  m.config = opts.config;
+  m.cgroup = opts.cgroup;
+  std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
+  PageWriter pw;
+  for (auto* t : creation_order(tasks)) {
+    if (t->img.vpid == 1) m.vdso = vdso_layout(t->maps);
+    ZRUN_TRY(collect_regs(*t));
+    ZRUN_TRY(collect_injected(*t));
+    ZRUN_TRY(pw.open(opts.image_path + "/pages-" + std::to_string(t->img.vpid) + ".img"));
+    ZRUN_TRY(dump_memory(*t, pw));
+    ZRUN_TRY(pw.close());
+    std::string text = task_to_json(t->img);
+    TaskRef ref{t->img.vpid,
+                t->img.ppid,
+                t->img.pgid,
+                t->img.sid,
+                "task-" + std::to_string(t->img.vpid) + ".json",
+                hash64(text.data(), text.size())};
+    ZRUN_TRY(base::write_file(opts.image_path + "/" + ref.file, text, 0, 0600));
+    m.tasks.push_back(std::move(ref));
+  }
+  if (m.tasks.size() != tasks.size()) return base::make_error("the process tree is not connected");
+  ZRUN_TRY(base::write_file_atomic(opts.image_path + "/manifest.json", manifest_to_json(m), 0600,
+                                   /*durable=*/true));
+  if (!opts.leave_running) {
+    // Killed while still stopped: nothing runs after the image was taken.
+    ZRUN_TRY_CTX(cg.kill_all(SIGKILL), "kill the checkpointed container");
+    // As their tracer we must reap them (the namespace init's exit waits for the rest).
+    std::vector<Tracee*> all;
+    for (auto& t : tasks) {
+      all.push_back(&t.tracee);
+      for (auto& th : t.threads) all.push_back(&th.tracee);
+    }
+    reap_killed(std::move(all));
+  }
+  return base::ok();  // leave_running: ~Tracee detaches, registers as saved
+}
+
+}  // namespace
+
+Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
+  if (base::path_exists(opts.image_path)) {
+    auto entries = ZRUN_TRY(base::list_dir(opts.image_path));
+    if (!entries.empty())
+      return base::make_error("image path `" + opts.image_path + "` is not empty");
+  }
+  bool made = !base::path_exists(opts.image_path);
+  ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));
+  auto clean = [&] {
+    auto entries = base::list_dir(opts.image_path);
+    if (entries)
+      for (auto& e : *entries) ::unlink((opts.image_path + "/" + e).c_str());
+    if (made) ::rmdir(opts.image_path.c_str());
+  };
+  for (int attempt = 0;; attempt++) {
+    auto r = dump_once(cg, init_pid, opts);
+    if (r) return r;
+    clean();
+    if (r.error().err != kTransient || attempt >= 20) return r;
+    base::log_debug("checkpoint: retrying: " + r.error().text());
+    base::sleep_ms(10);
+    ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));
+  }
+}
+
+}  // namespace zrun::ckpt

@@ -1,0 +1,137 @@
+// The checkpoint image (docs/checkpoint.md "Image format"): a directory with
+//   manifest.json        format version, host facts needed (kernel, XCR0, vDSO layout),
+//                        the container (spec, cgroup, namespaces), the process tree
+//   task-<vpid>.json     one per process: registers, mm fields, mappings, signals, fds
+//   pages-<vpid>.img     raw contents of the dumped mappings, indexed by task-<vpid>.json
+// Every file and every page run carries a 64-bit checksum (hash64) verified on restore.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace zrun::ckpt {
+
+constexpr int kFormatVersion = 1;
+
+// A fast 64-bit checksum: FNV-1a over 8-byte little-endian words in four interleaved
+// lanes (the tail zero-padded, into lane 0), with the length and seed mixed in. Not cryptographic:
+// it catches corruption and truncation.
+uint64_t hash64(const void* data, size_t len, uint64_t seed = 0);
+std::string hex64(uint64_t v);
+std::string to_hex(std::string_view bytes);
+base::Result<std::string> from_hex(std::string_view hex);
+
+// One mapping of a task. Page runs with `pages` set live in the task's page file at
+// `page_offset` (an incremental image will also allow "parent": the bytes are in the
+// parent image's file — not written yet).
+struct VmaImage {
+  uint64_t start = 0, end = 0;
+  std::string perms;    // "rw-p"
+  std::string path;     // inside the container root; "" for anonymous
+  uint64_t offset = 0;  // file offset
+  std::string name;     // [heap], [stack], [vdso], ... as /proc/PID/maps says
+  bool pages = false;   // contents dumped
+  uint64_t page_offset = 0;
+  uint64_t hash = 0;
+};
+
+struct FdImage {
+  int fd = 0;
+  std::string kind;  // "file", "inherit" (container stdio from the engine)
+  std::string path;
+  int flags = 0;
+  int64_t pos = 0;
+  bool cloexec = false;
+};
+
+struct SigactionImage {
+  uint64_t handler = 0, flags = 0, restorer = 0, mask = 0;
+};
+
+// A thread besides the leader: its own registers and per-thread kernel state (credentials
+// are taken to be the process's).
+// A queued signal: the raw 128-byte siginfo, on the thread's own queue or the process's.
+struct PendingSignal {
+  bool shared = false;
+  std::string info;
+};
+
+struct ThreadImage {
+  pid_t vtid = 0;
+  std::vector<PendingSignal> pending;
+  std::string comm;
+  user_regs_struct regs{};
+  std::string fpu;
+  uint64_t sigmask = 0;
+  uint64_t rseq_ptr = 0, rseq_len = 0, rseq_sig = 0;
+  uint64_t robust_list = 0, robust_len = 0, clear_tid = 0;
+};
+
+struct TaskImage {
+  pid_t vpid = 0, ppid = 0, pgid = 0, sid = 0;
+  std::string comm;
+  user_regs_struct regs{};
+  std::string fpu;  // NT_X86_XSTATE (or 512-byte NT_PRFPREG)
+  uint64_t sigmask = 0;
+  std::vector<PendingSignal> pending;      // the leader's queue and the shared one
+  std::vector<SigactionImage> sigactions;  // index = signal - 1, 64 entries
+  // mm (prctl PR_SET_MM_MAP)
+  uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0, start_brk = 0, brk = 0,
+           start_stack = 0, arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  std::string auxv;
+  uint64_t rseq_ptr = 0, rseq_len = 0, rseq_sig = 0;
+  uint64_t robust_list = 0, robust_len = 0, clear_tid = 0;
+  uint32_t umask = 022;
+  std::string cwd;
+  std::string exe;  // /proc/PID/exe inside the root
+  // Credentials: real, effective, saved, fs ids; capability sets; no_new_privs.
+  std::vector<uint32_t> uids, gids, groups;
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  bool no_new_privs = false;
+  bool seccomp = false;                                // under a seccomp filter
+  std::vector<std::pair<uint64_t, uint64_t>> rlimits;  // RLIMIT_* index -> {cur, max}
+  std::vector<VmaImage> vmas;
+  std::vector<FdImage> fds;
+  std::vector<ThreadImage> threads;  // besides the leader, by vtid
+};
+
+struct TaskRef {
+  pid_t vpid = 0, ppid = 0, pgid = 0, sid = 0;
+  std::string file;
+  uint64_t hash = 0;
+};
+
+struct Manifest {
+  int format = kFormatVersion;
+  std::string kernel;
+  uint64_t xcr0 = 0;
+  std::vector<std::pair<std::string, uint64_t>> vdso;  // special mappings in order, sizes
+  std::string id;
+  std::string config;                // config.json text
+  std::string cgroup;                // the cgroup record
+  std::string hostname, domainname;  // of the container's UTS namespace at dump time
+  std::vector<TaskRef> tasks;        // creation order: a parent before its children
+};
+
+// Writers: task JSON returned as text (hashed into the manifest by the caller).
+std::string task_to_json(const TaskImage& t);
+base::Result<TaskImage> task_from_json(const std::string& text);
+std::string manifest_to_json(const Manifest& m);
+base::Result<Manifest> manifest_from_json(const std::string& text);
+
+// A loaded image: manifest checked (format, host facts) and task files verified.
+struct Image {
+  std::string dir;
+  Manifest manifest;
+  std::vector<TaskImage> tasks;  // same order as manifest.tasks
+};
+base::Result<Image> load_image(const std::string& dir);
+
+}  // namespace zrun::ckpt

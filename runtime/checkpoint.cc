@@ -1,0 +1,70 @@
+#include "runtime/checkpoint.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "base/sys.h"
+#include "checkpoint/checkpoint.h"
+
+namespace zrun::rt {
+
+using base::Result;
+
+namespace {
+
+Result<std::string> absolute_path(const std::string& p) {
+  if (p.empty()) return base::make_error("--image-path is required");
+  if (p[0] == '/') return base::clean_path(p);
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof(cwd))) return base::sys_error("getcwd");
+  return base::clean_path(base::join_path(cwd, p));
+}
+
+}  // namespace
+
+Result<void> checkpoint_container(const StateStore& store, const CheckpointOptions& opts) {
+  std::string what = "checkpoint `" + opts.id + "`";
+  auto ct = ZRUN_TRY_CTX(Container::open(store, opts.id, true), what);
+  Status st = ct.status();
+  if (st != Status::kRunning)
+    return base::make_error(what + ": container is " + status_name(st) + ", not running");
+  auto* cg = ZRUN_TRY_CTX(ct.cgroup(), what);
+  if (!cg) return base::make_error(what + ": the container has no cgroup to freeze");
+  ckpt::DumpOptions d;
+  d.id = opts.id;
+  d.image_path = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
+  d.leave_running = opts.leave_running;
+  d.config = ZRUN_TRY_CTX(base::read_file(ct.dir() + "/config.json"), what);
+  d.cgroup = ct.record().cgroup;
+  ZRUN_TRY_CTX(ckpt::dump(*cg, ct.record().pid, d), what);
+  if (!opts.leave_running) ZRUN_TRY_CTX(ct.remove(true), what);
+  return base::ok();
+}
+
+Result<Created> restore_container(const StateStore& store, const RestoreOptions& opts) {
+  std::string what = "restore `" + opts.id + "`";
+  auto dir = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
+  // Everything in the image is checked before anything is created.
+  auto img = ZRUN_TRY_CTX(ckpt::load_image(dir), what);
+  auto plan = ckpt::placeholder_plan(img);
+  CreateOptions co;
+  co.id = opts.id;
+  co.bundle = opts.bundle;
+  co.pid_file = opts.pid_file;
+  co.restore = &plan;
+  auto created = ZRUN_TRY_CTX(create_container(store, co), what);
+  auto r = ckpt::restore_tasks(created.pid, img);
+  if (r) {
+    // No exec.fifo: the container is running (Container::status).
+    if (::unlink((store.dir(opts.id) + "/exec.fifo").c_str()) < 0)
+      r = base::sys_error("remove exec.fifo");
+  }
+  if (!r) {
+    if (auto ct = Container::open(store, opts.id, true); ct) (void)ct->remove(true);
+    return base::context(std::move(r).error(), what);
+  }
+  return created;
+}
+
+}  // namespace zrun::rt

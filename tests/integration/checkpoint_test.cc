@@ -1,0 +1,381 @@
+// checkpoint / restore (docs/checkpoint.md): real workloads are dumped, killed, restored
+// and must continue where they stopped; refusals leave the container untouched; a damaged
+// image is refused on restore and leaves nothing behind.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/integration/support/harness.h"
+
+namespace zrun::test {
+namespace {
+
+// Thread ids of `pid` on the host.
+std::vector<std::string> base_names(pid_t pid) {
+  std::vector<std::string> out;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') out.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+
+std::string base_trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\n"), b = s.find_last_not_of(" \t\n");
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+class CheckpointTest : public ContainerTest {
+ protected:
+  void SetUp() override {
+    ContainerTest::SetUp();
+    if (!runtime_is_zrun()) GTEST_SKIP() << "zrun's checkpoint engine only";
+  }
+
+  static void counting_shell(Bundle& b) {
+    b.args({"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"});
+  }
+
+  // The counter the shell last wrote into `rootfs` (0 when none or mid-write).
+  static long count(const Bundle& b) {
+    auto s = read_file(b.rootfs() + "/tmp/count");
+    return s.empty() ? 0 : std::strtol(s.c_str(), nullptr, 10);
+  }
+
+  // Poll until the counter reaches `at_least`; returns the last value seen and checks
+  // that no value below `floor` ever shows up.
+  static long wait_count(const Bundle& b, long at_least, long floor = 0,
+                         std::chrono::milliseconds timeout = 10s) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    long c = 0;
+    while (std::chrono::steady_clock::now() < end) {
+      long v = count(b);
+      if (v) {
+        EXPECT_GE(v, floor) << "the counter went back";
+        c = v;
+      }
+      if (c >= at_least) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    return c;
+  }
+
+  RunResult checkpoint(const std::string& id, const std::string& dir,
+                       std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"checkpoint", "--image-path", dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(id);
+    return rt.exec(args);
+  }
+
+  RunResult restore(const Bundle& b, const std::string& id, const std::string& dir) {
+    b.save();
+    return rt.exec({"restore", "-d", "-b", b.path(), "--image-path", dir, id});
+  }
+
+  void start(Bundle& b, const std::string& id) {
+    RunResult c = rt.create(b, id);
+    ASSERT_EQ(c.code, 0) << c;
+    RunResult s = rt.start(id);
+    ASSERT_EQ(s.code, 0) << s;
+  }
+};
+
+TEST_F(CheckpointTest, CountingShellContinuesAfterRestore) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 5), 5);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  // Without --leave-running the container is gone and nothing counts any more.
+  EXPECT_NE(rt.state(id).code, 0);
+  long saved = count(b);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(count(b), saved);
+  ASSERT_GE(saved, 5);
+  EXPECT_TRUE(path_exists(img / "image/manifest.json"));
+
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(rt.status(id), "running");
+  // It continues from where it was (a fresh start would write 1, 2, ...).
+  long c = wait_count(b, saved + 5, saved);
+  EXPECT_GE(c, saved + 5);
+  // The restored container is a normal one: state, kill, delete.
+  Json st = rt.state_json(id);
+  ASSERT_FALSE(st.is_null());
+  pid_t pid = st["pid"];
+  EXPECT_NE(read_file("/proc/" + std::to_string(pid) + "/status")
+                .find("NSpid:\t" + std::to_string(pid) + "\t1"),
+            std::string::npos);
+  RunResult ex = rt.exec({"exec", id, "cat", "/proc/1/comm"});
+  EXPECT_EQ(ex.code, 0) << ex;
+  EXPECT_EQ(ex.out, "sh\n");
+  EXPECT_EQ(rt.kill(id, "KILL").code, 0);
+  EXPECT_EQ(rt.wait_status(id, "stopped"), "stopped");
+  EXPECT_EQ(rt.del(id).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(CheckpointTest, LeaveRunningAndRestoreTwiceSideBySide) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 3), 3);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image", {"--leave-running"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  long saved = count(b);
+  // The original keeps running and counting.
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_GE(wait_count(b, saved + 3), saved + 3);
+
+  // Two clones, each in its own bundle (own rootfs), side by side with the original.
+  Bundle b1(rt), b2(rt);
+  counting_shell(b1);
+  counting_shell(b2);
+  std::string id1 = rt.new_id("clone"), id2 = rt.new_id("clone");
+  RunResult r1 = restore(b1, id1, img / "image");
+  ASSERT_EQ(r1.code, 0) << r1;
+  RunResult r2 = restore(b2, id2, img / "image");
+  ASSERT_EQ(r2.code, 0) << r2;
+  EXPECT_EQ(rt.status(id1), "running");
+  EXPECT_EQ(rt.status(id2), "running");
+  EXPECT_GE(wait_count(b1, saved + 3, saved - 1), saved + 3);
+  EXPECT_GE(wait_count(b2, saved + 3, saved - 1), saved + 3);
+  // Same virtual pids, private to each pod.
+  pid_t p1 = rt.state_json(id1)["pid"], p2 = rt.state_json(id2)["pid"];
+  EXPECT_NE(p1, p2);
+  EXPECT_NE(pid_ns_inode(p1, "pid"), pid_ns_inode(p2, "pid"));
+  for (auto& i : {id, id1, id2}) EXPECT_EQ(rt.del(i, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b1, id1), "");
+  EXPECT_EQ(leftovers(rt, b2, id2), "");
+}
+
+TEST_F(CheckpointTest, PatternMemoryIsRestoredExactly) {
+  Bundle b(rt);
+  b.probe({"pattern", "64"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/pattern", 10s));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  auto before = parse_kv(read_file(b.rootfs() + "/tmp/pattern"));
+  ASSERT_EQ(before["ok"], "1");
+  long round = std::stol(before["round"]);
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  std::map<std::string, std::string> after;
+  for (int i = 0; i < 200; i++) {
+    after = parse_kv(read_file(b.rootfs() + "/tmp/pattern"));
+    if (!after["round"].empty() && std::stol(after["round"]) >= round + 3) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_GE(std::stol(after["round"]), round + 3);
+  EXPECT_EQ(after["ok"], "1");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, MultiThreadedProcessKeepsItsThreadsAndMemory) {
+  Bundle b(rt);
+  b.probe({"threads", "4"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/threads";
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < 200; i++) {
+    kv = parse_kv(read_file(file));
+    if (!kv["rounds"].empty() && std::stol(kv["rounds"]) >= 2) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(kv["threads"], "5");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  long rounds = std::stol(parse_kv(read_file(file))["rounds"]);
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  for (int i = 0; i < 200; i++) {
+    kv = parse_kv(read_file(file));
+    if (!kv["rounds"].empty() && std::stol(kv["rounds"]) >= rounds + 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  // Every thread runs again (the minimum of their round counters moves on).
+  EXPECT_GE(std::stol(kv["rounds"]), rounds + 5);
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(kv["threads"], "5");
+  pid_t pid = rt.state_json(id)["pid"];
+  EXPECT_EQ(base_names(pid).size(), 5u);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(CheckpointTest, PendingSignalsAndHandlersSurvive) {
+  Bundle b(rt);
+  b.probe({"sigpending"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/sig";
+  ASSERT_TRUE(wait_for_file(file));
+  ASSERT_EQ(parse_kv(read_file(file))["pending"], "1");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::unlink(file.c_str());
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  ASSERT_TRUE(wait_for_file(file));
+  EXPECT_EQ(parse_kv(read_file(file))["pending"], "1");
+  // Unblocked, both queued siginfos (values 40 and 2) and the raised SIGUSR1 arrive at
+  // the restored handlers.
+  write_file(b.rootfs() + "/tmp/unblock", "");
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < 100; i++) {
+    kv = parse_kv(read_file(file));
+    if (kv["rt"] == "2" && kv["usr1"] == "1") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(kv["usr1"], "1");
+  EXPECT_EQ(kv["rt"], "2");
+  EXPECT_EQ(kv["rt_sum"], "42");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, OpenFilesKeepOffsetFlagsAndCwd) {
+  Bundle b(rt);
+  b.args({"sh", "-c",
+          "cd /etc; exec 3</etc/passwd 4>>/tmp/log; read -r l <&3; echo first >&4; "
+          "while true; do sleep 0.1; done"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  auto fdinfo = [&](int fd) {
+    RunResult r = rt.exec({"exec", id, "cat", "/proc/1/fdinfo/" + std::to_string(fd)});
+    auto kv = parse_kv([&] {
+      std::string o = r.out;
+      for (auto& c : o)
+        if (c == ':') c = '=';
+      return o;
+    }());
+    return std::make_pair(base_trim(kv["pos"]), base_trim(kv["flags"]));
+  };
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/log"));
+  std::this_thread::sleep_for(100ms);
+  auto f3 = fdinfo(3), f4 = fdinfo(4);
+  ASSERT_FALSE(f3.first.empty());
+  ASSERT_FALSE(f4.second.empty());
+  ASSERT_NE(f3.first, "0");  // `read` moved the offset
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(fdinfo(3), f3);
+  EXPECT_EQ(fdinfo(4), f4);  // O_APPEND kept
+  RunResult cwd = rt.exec({"exec", id, "readlink", "/proc/1/cwd"});
+  EXPECT_EQ(cwd.out, "/etc\n") << cwd;
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, HostnameChangedAtRunTimeIsKept) {
+  Bundle b(rt);
+  b.args({"sh", "-c",
+          "hostname pod-renamed && hostname > /tmp/renamed; while true; do sleep 0.1; done"});
+  for (auto set : {"bounding", "effective", "permitted"})
+    b.config()["process"]["capabilities"][set].push_back("CAP_SYS_ADMIN");
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/renamed"));
+  ASSERT_EQ(read_file(b.rootfs() + "/tmp/renamed"), "pod-renamed\n");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  // The bundle says zrun-test; the pod had renamed itself.
+  RunResult h = rt.exec({"exec", id, "hostname"});
+  EXPECT_EQ(h.out, "pod-renamed\n") << h;
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
+  Bundle b(rt);
+  b.probe({"epoll"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.out_path()));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "checkpoint `" + id + "`: pid 1 (zrun-probe) fd 3: epoll is not supported yet");
+  EXPECT_EQ(rt.status(id), "running");
+  pid_t pid = rt.state_json(id)["pid"];
+  std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  EXPECT_NE(status.find("TracerPid:\t0\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("State:\tS"), std::string::npos) << status;
+  // No image is left half-written.
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
+TEST_F(CheckpointTest, ListeningSocketIsRefusedAndTheContainerKeepsRunning) {
+  Bundle b(rt);
+  b.args({"sh", "-c", "nc -l -p 7777 & while true; do echo up > /tmp/up; sleep 0.1; done"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  std::this_thread::sleep_for(200ms);  // nc is listening
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "(nc) fd 3: socket is not supported yet");
+  EXPECT_EQ(rt.status(id), "running");
+  // Still working: the loop keeps rewriting its file.
+  ::unlink((b.rootfs() + "/tmp/up").c_str());
+  EXPECT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(CheckpointTest, CorruptedPageFileIsRefusedAndNothingIsLeft) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 2), 2);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  std::string pages = img / "image/pages-1.img";
+  {
+    int fd = ::open(pages.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char c = 0;
+    ASSERT_EQ(::pread(fd, &c, 1, 100), 1);
+    c = static_cast<char>(c ^ 0x5a);
+    ASSERT_EQ(::pwrite(fd, &c, 1, 100), 1);
+    ::close(fd);
+  }
+  RunResult r = restore(b, id, img / "image");
+  expect_error(r, "pages-1.img` is corrupted");
+  EXPECT_NE(rt.state(id).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(CheckpointTest, UnsupportedFlagsAreClearErrors) {
+  RunResult r = rt.exec({"checkpoint", "--pre-dump", "--image-path", "/nonexistent", "x"});
+  expect_error(r, "checkpoint: --pre-dump is not supported yet");
+  r = rt.exec({"restore", "--tcp-established", "--image-path", "/nonexistent", "x"});
+  expect_error(r, "restore: --tcp-established is not supported yet");
+  r = rt.exec({"restore", "--image-path", "/nonexistent", "x"});
+  expect_error(r, "restore `x`: read image");
+}
+
+}  // namespace
+}  // namespace zrun::test

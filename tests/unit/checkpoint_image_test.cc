@@ -1,0 +1,112 @@
+// The checkpoint image format: checksums, task/manifest JSON round trips, and the
+// refusals of a damaged or foreign image (docs/checkpoint.md "Image format").
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "base/sys.h"
+#include "checkpoint/image.h"
+#include "checkpoint/proc.h"
+
+namespace zrun::ckpt {
+namespace {
+
+TEST(CheckpointImage, HashCatchesChangesAndLength) {
+  std::string a(4096, 'x');
+  uint64_t h = hash64(a.data(), a.size());
+  EXPECT_EQ(h, hash64(a.data(), a.size()));
+  std::string b = a;
+  b[1234] ^= 1;
+  EXPECT_NE(h, hash64(b.data(), b.size()));
+  EXPECT_NE(h, hash64(a.data(), a.size() - 1));
+  std::string zeros(16, '\0');
+  EXPECT_NE(hash64(zeros.data(), 8), hash64(zeros.data(), 16));
+  EXPECT_NE(hash64(a.data(), 10, 1), hash64(a.data(), 10, 2));
+}
+
+TEST(CheckpointImage, TaskRoundTrip) {
+  TaskImage t;
+  t.vpid = 7;
+  t.ppid = 1;
+  t.pgid = 1;
+  t.sid = 1;
+  t.comm = "nginx";
+  t.regs.rip = 0x401000;
+  t.regs.orig_rax = static_cast<uint64_t>(-1);
+  t.fpu = std::string(512, '\x11');
+  t.sigactions.resize(64);
+  t.sigactions[16] = {0x402000, 0x04000000, 0x403000, 0x10000};
+  t.brk = 0x5000000;
+  t.auxv = std::string("\x21\0\0\0\0\0\0\0", 8);
+  t.uids = {0, 0, 0, 0};
+  t.gids = {0, 0, 0, 0};
+  t.cwd = "/srv";
+  t.exe = "/bin/busybox";
+  t.rlimits = {{1, 2}, {~0ULL, ~0ULL}};
+  VmaImage v;
+  v.start = 0x1000;
+  v.end = 0x3000;
+  v.perms = "rw-p";
+  v.name = "[heap]";
+  v.pages = true;
+  v.page_offset = 8192;
+  v.hash = 0xfedcba9876543210ULL;
+  t.vmas.push_back(v);
+  t.fds.push_back({3, "file", "/tmp/log", 02101, 42, true});
+  auto back = task_from_json(task_to_json(t));
+  ASSERT_TRUE(back.ok()) << back.error().text();
+  EXPECT_EQ(back->vpid, 7);
+  EXPECT_EQ(back->comm, "nginx");
+  EXPECT_EQ(back->regs.rip, 0x401000u);
+  EXPECT_EQ(back->regs.orig_rax, static_cast<uint64_t>(-1));
+  EXPECT_EQ(back->fpu, t.fpu);
+  EXPECT_EQ(back->sigactions[16].restorer, 0x403000u);
+  EXPECT_EQ(back->auxv, t.auxv);
+  EXPECT_EQ(back->rlimits[1].first, ~0ULL);
+  ASSERT_EQ(back->vmas.size(), 1u);
+  EXPECT_TRUE(back->vmas[0].pages);
+  EXPECT_EQ(back->vmas[0].hash, v.hash);
+  ASSERT_EQ(back->fds.size(), 1u);
+  EXPECT_EQ(back->fds[0].pos, 42);
+  EXPECT_TRUE(back->fds[0].cloexec);
+}
+
+TEST(CheckpointImage, ManifestRefusesOtherFormats) {
+  Manifest m;
+  m.config = "{}";
+  m.tasks.push_back({1, 0, 1, 1, "task-1.json", 5});
+  std::string text = manifest_to_json(m);
+  auto ok = manifest_from_json(text);
+  ASSERT_TRUE(ok.ok()) << ok.error().text();
+  EXPECT_EQ(ok->tasks[0].hash, 5u);
+  auto pos = text.find("\"format\": 1");
+  ASSERT_NE(pos, std::string::npos) << text;
+  text.replace(pos, 11, "\"format\": 9");
+  auto bad = manifest_from_json(text);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().msg.find("image format 9 is not supported"), std::string::npos);
+}
+
+TEST(CheckpointImage, MissingImageIsAClearError) {
+  auto r = load_image("/nonexistent/zrun-image");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().text().find("read image"), std::string::npos) << r.error().text();
+}
+
+TEST(CheckpointProc, ParsesMapsLines) {
+  auto v = parse_maps(
+      "00400000-00401000 r--p 00000000 fe:00 10961238                           /bin/busybox\n"
+      "3925c000-3927e000 rw-p 00000000 00:00 0                                  [heap]\n"
+      "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \n");
+  ASSERT_TRUE(v.ok()) << v.error().text();
+  ASSERT_EQ(v->size(), 3u);
+  EXPECT_EQ((*v)[0].name, "/bin/busybox");
+  EXPECT_TRUE((*v)[0].file_backed());
+  EXPECT_EQ((*v)[1].name, "[heap]");
+  EXPECT_FALSE((*v)[1].file_backed());
+  EXPECT_EQ((*v)[2].name, "");
+  EXPECT_EQ((*v)[2].start, 0x7f0000000000u);
+}
+
+}  // namespace
+}  // namespace zrun::ckpt
