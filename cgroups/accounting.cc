@@ -228,11 +228,10 @@ Result<void> load_and_pin(const std::string& dir) {
                                                   {p.zrun_skb_in, "prog_skb_in"},
                                                   {p.zrun_skb_out, "prog_skb_out"}};
   for (auto [prog, name] : progs) ZRUN_TRY(pin_fd(bpf_program__fd(prog), dir + "/" + name));
-  std::pair<bpf_program*, const char*> links[] = {{p.zrun_switch, "link_sched_switch"},
-                                                  {p.zrun_fork, "link_sched_process_fork"},
-                                                  {p.zrun_exec, "link_sched_process_exec"},
-                                                  {p.zrun_exit, "link_sched_process_exit"},
-                                                  {p.zrun_oom_victim, "link_mark_victim"}};
+  std::pair<bpf_program*, const char*> links[] = {
+      {p.zrun_switch, "link_sched_switch"},     {p.zrun_fork, "link_sched_process_fork"},
+      {p.zrun_exec, "link_sched_process_exec"}, {p.zrun_exit, "link_sched_process_exit"},
+      {p.zrun_oom_victim, "link_mark_victim"},  {p.zrun_bio_queue, "link_block_bio_queue"}};
   for (auto [prog, name] : links) {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) return base::sys_error(std::string("attach `") + bpf_program__name(prog) + "`");
@@ -485,6 +484,10 @@ Result<std::optional<Counters>> read(const std::string& state_root, uint64_t cgi
     c.syscalls += p.syscalls;
     add_net(c.net_in, p.net_in);
     add_net(c.net_out, p.net_out);
+    c.io_reads += p.io_reads;
+    c.io_read_bytes += p.io_read_bytes;
+    c.io_writes += p.io_writes;
+    c.io_write_bytes += p.io_write_bytes;
   }
   if (c.syscalls_enabled && top_syscalls > 0) {
     std::vector<zrun_acct_sys_row> rows(static_cast<size_t>(ncpus()));

@@ -4,7 +4,7 @@
 //
 //   <state root>/.bpf/          bpffs mounted by zrun (only if that path is not one yet)
 //     map_tracked, map_counters, map_syscalls     maps read by `zrun stats`
-//     link_<tracepoint>                           global attachments (sched, oom)
+//     link_<tracepoint>                           global attachments (sched, oom, block)
 //     prog_sys_enter, link_sys_enter              syscall counting, linked while opted in
 //     prog_skb_in, prog_skb_out                   network programs
 //     net_<cgroup id>_in / _out                   per-container cgroup_skb links
@@ -60,6 +60,8 @@ struct Counters {
   uint64_t syscalls = 0;
   std::vector<std::pair<uint32_t, uint64_t>> top_syscalls;  // (nr, count), by count desc
   NetCounters net_in, net_out;
+  // Block I/O submitted by the container's own tasks (not page-cache writeback).
+  uint64_t io_reads = 0, io_read_bytes = 0, io_writes = 0, io_write_bytes = 0;
 };
 
 // The counters of cgroup id `cgid`; nullopt when it is not tracked (accounting off for the

@@ -70,6 +70,11 @@ json counters_json(const cg::acct::Counters& c) {
             {"major_faults", c.maj_faults},
             {"oom_kills", c.oom_kills}}},
           {"syscalls", sys},
+          {"io",
+           {{"read_bytes", c.io_read_bytes},
+            {"reads", c.io_reads},
+            {"write_bytes", c.io_write_bytes},
+            {"writes", c.io_writes}}},
           {"network", {{"in", net_json(c.net_in)}, {"out", net_json(c.net_out)}}}};
 }
 

@@ -173,6 +173,28 @@ int BPF_PROG(zrun_oom_victim, struct task_struct* task) {
   return 0;
 }
 
+// Block I/O, where attributable: block_bio_queue runs in the context of the task that
+// submits the bio (direct I/O, reads and readahead, synchronous writes and fsync from the
+// container's own tasks); page-cache writeback is submitted by kworkers and is not counted
+// here (the cgroup's own io.stat/blkio counters see it). The operation is the low byte of
+// bi_opf (REQ_OP_READ 0, REQ_OP_WRITE 1); flushes, discards etc. are not counted.
+#define REQ_OP_MASK_ 0xffu
+SEC("raw_tracepoint/block_bio_queue")
+int BPF_PROG(zrun_bio_queue, struct bio* bio) {
+  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
+  if (!c) return 0;
+  __u32 op = BPF_CORE_READ(bio, bi_opf) & REQ_OP_MASK_;
+  __u32 size = BPF_CORE_READ(bio, bi_iter.bi_size);
+  if (op == 0) {
+    c->io_reads++;
+    c->io_read_bytes += size;
+  } else if (op == 1) {
+    c->io_writes++;
+    c->io_write_bytes += size;
+  }
+  return 0;
+}
+
 // Opt-in (org.zrun.accounting.syscalls=true): attached only while a tracked container
 // asked for it, so default accounting adds nothing to the syscall path.
 SEC("raw_tracepoint/sys_enter")

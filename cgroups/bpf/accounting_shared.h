@@ -50,4 +50,6 @@ struct zrun_acct_counters {
   __u64 min_faults, maj_faults, oom_kills;
   __u64 syscalls;
   struct zrun_acct_net net_in, net_out;
+  // Block I/O submitted by the container's own tasks (block_bio_queue): bios and bytes.
+  __u64 io_reads, io_read_bytes, io_writes, io_write_bytes;
 };

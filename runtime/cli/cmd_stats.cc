@@ -93,6 +93,13 @@ void print_text(const json& s) {
               static_cast<unsigned long long>(u(e, "memory", "minor_faults")),
               static_cast<unsigned long long>(u(e, "memory", "major_faults")),
               static_cast<unsigned long long>(u(e, "memory", "oom_kills")));
+  std::printf(
+      "  io:        read %s (%llu bios)  written %s (%llu bios) by its own tasks "
+      "(not writeback)\n",
+      human_bytes(u(e, "io", "read_bytes")).c_str(),
+      static_cast<unsigned long long>(u(e, "io", "reads")),
+      human_bytes(u(e, "io", "write_bytes")).c_str(),
+      static_cast<unsigned long long>(u(e, "io", "writes")));
   for (const char* dir : {"in", "out"}) {
     const json& n = e["network"][dir];
     std::printf("  net %-4s   %s, %llu packets (tcp %s, udp %s, other %s)\n", dir,

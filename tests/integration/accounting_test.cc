@@ -3,7 +3,9 @@
 // pinned or mounted is left after the last delete. Tolerances are generous where the
 // machine's noise matters (2 shared cores), exact where the work is exact.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -337,6 +339,36 @@ TEST_F(AccountingTest, LoopbackTrafficIsCountedBothWays) {
     EXPECT_LT(num(n, {"bytes"}), 2 * kBytes) << dir << " " << e.dump(2);
     EXPECT_GT(num(n, {"packets"}), 0u) << dir;
   }
+}
+
+// Direct I/O bypasses the page cache, so the container's own task submits the bios
+// (block_bio_queue in its context): the written bytes are exact, up to the filesystem's
+// own metadata writes (slack). Buffered writeback would be a kworker's, not counted.
+TEST_F(AccountingTest, DirectIoWriteIsCounted) {
+  constexpr uint64_t kBytes = 8 << 20, kSlack = 2 << 20;
+  Bundle b(rt);
+  struct stat st {};
+  ASSERT_EQ(::stat(b.rootfs().c_str(), &st), 0);
+  // Anonymous devices (major 0: tmpfs, overlayfs, ...) have no block queue.
+  if (major(st.st_dev) == 0)
+    GTEST_SKIP() << "the test rootfs " << b.rootfs() << " is not on a block device";
+  b.probe({"dio-write", "/dio.bin", std::to_string(kBytes)});
+  std::string id = rt.new_id();
+  run_to_end(b, id);
+  if (b.out().find("open=failed") != std::string::npos &&
+      b.out().find("errno=22") != std::string::npos)
+    GTEST_SKIP() << "the rootfs filesystem does not support O_DIRECT: " << b.out() << b.err();
+  ASSERT_NE(b.out().find("dio_write=" + std::to_string(kBytes)), std::string::npos)
+      << b.out() << b.err();
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  EXPECT_GE(num(e, {"io", "write_bytes"}), kBytes) << e.dump(2);
+  EXPECT_LT(num(e, {"io", "write_bytes"}), kBytes + kSlack) << e.dump(2);
+  EXPECT_GT(num(e, {"io", "writes"}), 0u) << e.dump(2);
+  // The text view shows it next to the cgroup's io figures.
+  RunResult r = rt.exec({"stats", id});
+  EXPECT_EQ(r.code, 0) << r;
+  EXPECT_NE(r.out.find("  io:        read "), std::string::npos) << r.out;
 }
 
 }  // namespace
