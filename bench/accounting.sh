@@ -5,7 +5,9 @@
 # org.zrun.accounting.syscalls=true: sys_enter hook). Modes alternate round by round so
 # machine noise hits them alike; the medians are compared as ratios to "off".
 #
-#   sudo bench/accounting.sh [-z ZRUN] [-p PROBE] [-r ROUNDS]
+#   sudo bench/accounting.sh [-z ZRUN] [-p PROBE] [-r ROUNDS] [-b ZRUN_B]
+# -b: A/B of two builds' programs: ZRUN_B's default accounting is timed as one more mode,
+# "on-b", in the same rounds (e.g. a build of the previous commit).
 # Workloads (timed inside the container by zrun-probe `bench`):
 #   getpid  N getpid syscalls             (the syscall path)
 #   pipe    N pipe round trips parent/child (context switches, wakeups)
@@ -15,12 +17,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 zrun=$here/build/zrun
 probe=$here/build/tests/zrun-probe
 rounds=7
-while getopts "z:p:r:" o; do
+zrun_b=
+while getopts "z:p:r:b:" o; do
   case $o in
     z) zrun=$OPTARG ;;
     p) probe=$OPTARG ;;
     r) rounds=$OPTARG ;;
-    *) sed -n 2,14p "$0"; exit 2 ;;
+    b) zrun_b=$OPTARG ;;
+    *) sed -n 2,16p "$0"; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "accounting.sh: needs root" >&2; exit 1; }
@@ -33,6 +37,7 @@ root=$work/root
 
 declare -A N=([getpid]=2000000 [pipe]=50000 [tcp]=1000000000)
 modes="off on syscalls"
+[ -n "$zrun_b" ] && modes="$modes on-b"
 
 # bundle MODE WORKLOAD -> config.json for it
 bundle() {
@@ -55,9 +60,10 @@ run_one() {  # MODE WORKLOAD -> seconds
   mkdir -p "$b"
   ln -sfn "$work/rootfs" "$b/rootfs"
   cp "$work/config.json.$m.$w" "$b/config.json"
-  local env=()
+  local env=() z=$zrun
   [ "$m" = off ] && env=(ZRUN_ACCOUNTING=off)
-  env "${env[@]}" "$zrun" --root "$root" run -b "$b" "bench-$m-$w" | sed -n 's/^seconds=//p'
+  [ "$m" = on-b ] && z=$zrun_b
+  env "${env[@]}" "$z" --root "$root" run -b "$b" "bench-$m-$w" | sed -n 's/^seconds=//p'
 }
 
 declare -A results
@@ -74,13 +80,16 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
-echo "| workload | off (s) | on (s) | on / off | on+syscalls (s) | on+syscalls / off |"
-echo "|---|---|---|---|---|---|"
+echo "| workload | off (s) | on (s) | on / off | on+syscalls (s) | on+syscalls / off |${zrun_b:+ on-b (s) | on-b / off |}"
+echo "|---|---|---|---|---|---|${zrun_b:+---|---|}"
 for w in getpid pipe tcp; do
   off=$(echo "${results[off.$w]}" | median)
   on=$(echo "${results[on.$w]}" | median)
   sc=$(echo "${results[syscalls.$w]}" | median)
-  awk -v w="$w" -v off="$off" -v on="$on" -v sc="$sc" -v n="${N[$w]}" 'BEGIN {
-    printf "| %s (%s) | %.4f | %.4f | %.3f | %.4f | %.3f |\n", w, n, off, on, on / off, sc, sc / off }'
+  onb=$(echo "${results[on-b.$w]:-}" | median)
+  awk -v w="$w" -v off="$off" -v on="$on" -v sc="$sc" -v n="${N[$w]}" -v b="${onb:-}" 'BEGIN {
+    printf "| %s (%s) | %.4f | %.4f | %.3f | %.4f | %.3f |", w, n, off, on, on / off, sc, sc / off
+    if (b != "") printf " %.4f | %.3f |", b, b / off
+    printf "\n" }'
 done
 if mount | grep -q "$root"; then echo "accounting.sh: bpffs left mounted under $root" >&2; exit 1; fi
