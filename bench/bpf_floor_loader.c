@@ -1,0 +1,96 @@
+// bench/bpf_floor.sh's loader: attach a minimal raw_tracepoint program to the given
+// tracepoints, run a command, detach (the links are file descriptors of this process:
+// nothing is pinned or mounted, everything goes when it exits). No libbpf, no clang: the
+// programs are a few hand-written instructions.
+//
+//   bpf_floor_loader empty|cgid|lookup TP[,TP...] -- CMD [ARG...]
+//   empty:  r0 = 0; exit                                   (the cost of any program)
+//   cgid:   bpf_get_current_cgroup_id(), then exit
+//   lookup: bpf_get_current_cgroup_id() + one miss in an empty hash map, then exit
+//           (what zrun's programs do for a task of an untracked cgroup)
+#define _GNU_SOURCE
+#include <linux/bpf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int sys_bpf(int cmd, union bpf_attr* a) { return (int)syscall(SYS_bpf, cmd, a, sizeof(*a)); }
+
+#define INSN(c, d, s, o, i) \
+  ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+
+int main(int argc, char** argv) {
+  if (argc < 5 || strcmp(argv[3], "--") != 0) {
+    fprintf(stderr, "usage: bpf_floor_loader empty|cgid|lookup TP[,TP...] -- CMD [ARG...]\n");
+    return 2;
+  }
+  int lookup = strcmp(argv[1], "lookup") == 0;
+  int map = -1;
+  if (lookup) {
+    union bpf_attr m = {
+        .map_type = BPF_MAP_TYPE_HASH, .key_size = 8, .value_size = 16, .max_entries = 512};
+    map = sys_bpf(BPF_MAP_CREATE, &m);
+    if (map < 0) return perror("bpf_floor_loader: map create"), 1;
+  }
+  struct bpf_insn empty[] = {
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+  };
+  struct bpf_insn cgid[] = {
+      INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_current_cgroup_id),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+  };
+  struct bpf_insn look[] = {
+      INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_current_cgroup_id),
+      INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0, -8, 0),         // *(u64*)(fp-8) = r0
+      INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0),         // r2 = fp
+      INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -8),                 // r2 -= 8
+      INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, map),  // r1 = map
+      INSN(0, 0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+  };
+  static char log[65536];
+  union bpf_attr p = {.prog_type = BPF_PROG_TYPE_RAW_TRACEPOINT,
+                      .insns = (uintptr_t)(lookup                     ? look
+                                           : !strcmp(argv[1], "cgid") ? cgid
+                                                                      : empty),
+                      .insn_cnt = lookup                     ? sizeof(look) / sizeof(look[0])
+                                  : !strcmp(argv[1], "cgid") ? 3
+                                                             : 2,
+                      .license = (uintptr_t) "GPL",
+                      .log_buf = (uintptr_t)log,
+                      .log_size = sizeof(log),
+                      .log_level = 1};
+  int prog = sys_bpf(BPF_PROG_LOAD, &p);
+  if (prog < 0) {
+    perror("bpf_floor_loader: prog load");
+    fprintf(stderr, "%s\n", log);
+    return 1;
+  }
+  char* tps = strdup(argv[2]);
+  for (char* tp = strtok(tps, ","); tp; tp = strtok(NULL, ",")) {
+    union bpf_attr r = {.raw_tracepoint = {.name = (uintptr_t)tp, .prog_fd = (uint32_t)prog}};
+    if (sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &r) < 0) {
+      fprintf(stderr, "bpf_floor_loader: attach %s: ", tp);
+      perror("");
+      return 1;
+    }
+  }
+  pid_t pid = fork();
+  if (pid < 0) return perror("bpf_floor_loader: fork"), 1;
+  if (pid == 0) {
+    execvp(argv[4], argv + 4);
+    perror("bpf_floor_loader: exec");
+    _exit(127);
+  }
+  int st = 0;
+  if (waitpid(pid, &st, 0) < 0) return perror("bpf_floor_loader: wait"), 1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
