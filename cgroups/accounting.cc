@@ -246,11 +246,27 @@ struct Maps {
   UniqueFd tracked, counters, syscalls;
 };
 
+// A pinned map whose value layout is not this binary's: loaded by another zrun version
+// while its containers still run. Reading it would misinterpret every counter.
+Result<UniqueFd> pinned_map(const std::string& path, uint32_t value_size) {
+  UniqueFd fd = ZRUN_TRY(pinned(path));
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+    return base::sys_error("inspect pinned `" + path + "`");
+  if (info.value_size != value_size)
+    return base::make_error("pinned `" + path + "` has " + std::to_string(info.value_size) +
+                            "-byte values, this zrun expects " + std::to_string(value_size) +
+                            ": it was loaded by another zrun version; delete its accounted "
+                            "containers (the last delete unloads it) to use this one");
+  return fd;
+}
+
 Result<Maps> open_maps(const std::string& dir) {
   Maps m;
-  m.tracked = ZRUN_TRY(pinned(dir + "/map_tracked"));
-  m.counters = ZRUN_TRY(pinned(dir + "/map_counters"));
-  m.syscalls = ZRUN_TRY(pinned(dir + "/map_syscalls"));
+  m.tracked = ZRUN_TRY(pinned_map(dir + "/map_tracked", sizeof(zrun_acct_tracked)));
+  m.counters = ZRUN_TRY(pinned_map(dir + "/map_counters", sizeof(zrun_acct_counters)));
+  m.syscalls = ZRUN_TRY(pinned_map(dir + "/map_syscalls", sizeof(zrun_acct_sys_row)));
   return m;
 }
 

@@ -109,30 +109,41 @@ void stop_accounting(const std::string& state_root, const cg::Cgroup& cgroup) {
     base::log_warn("stop eBPF accounting: " + r.error().text());
 }
 
-json ebpf_stats(const std::string& state_root, const cg::Cgroup& cgroup) {
+json ebpf_stats(const std::string& state_root, const cg::Cgroup& cgroup, std::string* error) {
   std::string dir = cgroup.unified_dir();
   if (dir.empty() || !cg::acct::compiled_in()) return nullptr;
   auto id = cg::acct::cgroup_id(dir);
   if (!id) return nullptr;
   auto c = cg::acct::read(state_root, *id);
-  if (!c || !*c) return nullptr;
+  if (!c) {
+    // Pinned objects this zrun cannot read (another version's layout, removed pins):
+    // say why instead of looking merely "not accounted".
+    if (error) *error = "read eBPF counters: " + c.error().text();
+    return nullptr;
+  }
+  if (!*c) return nullptr;
   return counters_json(**c);
+}
+
+// Why a container has no eBPF counters ("" when it has them).
+static std::string not_accounted_reason(const ContainerRecord& rec, const cg::Cgroup& cgroup,
+                                        const json& ebpf) {
+  if (!cg::acct::compiled_in()) return "zrun was built without eBPF support";
+  if (cgroup.unified_dir().empty()) return "no unified (v2) cgroup for eBPF";
+  if (is_false(annotation(rec.annotations, kAccountingAnnotation)))
+    return std::string("turned off by the ") + kAccountingAnnotation + " annotation";
+  if (ebpf.is_null())
+    return "not accounted (off, or eBPF unavailable when the container was created)";
+  return "";
 }
 
 Result<json> container_stats(const std::string& state_root, const ContainerRecord& rec,
                              cg::Cgroup& cgroup) {
   auto s = ZRUN_TRY(cg::read_stats(cg::stat_dirs(cgroup)));
   json out = {{"id", rec.id}};
-  json ebpf = ebpf_stats(state_root, cgroup);
-  std::string reason;
-  if (!cg::acct::compiled_in())
-    reason = "zrun was built without eBPF support";
-  else if (cgroup.unified_dir().empty())
-    reason = "no unified (v2) cgroup for eBPF";
-  else if (is_false(annotation(rec.annotations, kAccountingAnnotation)))
-    reason = std::string("turned off by the ") + kAccountingAnnotation + " annotation";
-  else if (ebpf.is_null())
-    reason = "not accounted (off, or eBPF unavailable when the container was created)";
+  std::string read_error;
+  json ebpf = ebpf_stats(state_root, cgroup, &read_error);
+  std::string reason = read_error.empty() ? not_accounted_reason(rec, cgroup, ebpf) : read_error;
   out["accounting"] = {{"available", cg::acct::compiled_in()}, {"enabled", !ebpf.is_null()}};
   if (!reason.empty()) out["accounting"]["reason"] = reason;
   out["ebpf"] = ebpf;

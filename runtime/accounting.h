@@ -33,6 +33,7 @@ void stop_accounting(const std::string& state_root, const cg::Cgroup& cgroup);
 base::Result<nlohmann::json> container_stats(const std::string& state_root,
                                              const ContainerRecord& rec, cg::Cgroup& cgroup);
 // Only the eBPF part (null when the container is not accounted), for `events`.
-nlohmann::json ebpf_stats(const std::string& state_root, const cg::Cgroup& cgroup);
+nlohmann::json ebpf_stats(const std::string& state_root, const cg::Cgroup& cgroup,
+                          std::string* error = nullptr);
 
 }  // namespace zrun::rt

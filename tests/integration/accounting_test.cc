@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "base/bpf_syscall.h"
 #include "tests/integration/support/harness.h"
 
 namespace zrun::test {
@@ -216,6 +217,47 @@ TEST_F(AccountingTest, LastDeleteLeavesNothingPinnedOrMounted) {
   EXPECT_FALSE(path_exists(bpffs())) << "mount point left behind";
   EXPECT_EQ(leftovers(rt, a, ida), "");
   EXPECT_EQ(leftovers(rt, b, idb), "");
+}
+
+// Maps pinned by another zrun version (a different counter layout) while its containers
+// run: stats says so instead of misreading them, and delete still cleans up.
+TEST_F(AccountingTest, PinnedMapsOfAnotherLayoutAreRefused) {
+  Bundle b(rt);
+  b.probe({"sleep", "60"});
+  std::string id = rt.new_id();
+  start(b, id);
+  SKIP_IF_COMPILED_OUT(ebpf(id));
+  // Keep the real map by fd (bpffs has no rename), put the fake under its name.
+  std::string real = bpffs() + "/map_counters";
+  union bpf_attr get {};
+  get.pathname = base::bpf_ptr(real.c_str());
+  auto kept = base::bpf(BPF_OBJ_GET, get, "open pinned map");
+  ASSERT_TRUE(kept.ok()) << kept.error().text();
+  ASSERT_EQ(::unlink(real.c_str()), 0) << strerror(errno);
+  union bpf_attr a {};
+  a.map_type = BPF_MAP_TYPE_ARRAY;
+  a.key_size = 4;
+  a.value_size = 8;
+  a.max_entries = 1;
+  auto fake = base::bpf(BPF_MAP_CREATE, a, "create map");
+  ASSERT_TRUE(fake.ok()) << fake.error().text();
+  union bpf_attr pin {};
+  pin.bpf_fd = static_cast<uint32_t>(*fake);
+  pin.pathname = base::bpf_ptr(real.c_str());
+  ASSERT_TRUE(base::bpf(BPF_OBJ_PIN, pin, "pin").ok());
+  ::close(static_cast<int>(*fake));
+  Json st = stats(id);
+  EXPECT_FALSE(st["accounting"].value("enabled", true)) << st.dump(2);
+  EXPECT_NE(st["accounting"].value("reason", "").find("loaded by another zrun version"),
+            std::string::npos)
+      << st.dump(2);
+  ::unlink(real.c_str());
+  pin.bpf_fd = static_cast<uint32_t>(*kept);
+  ASSERT_TRUE(base::bpf(BPF_OBJ_PIN, pin, "pin").ok());
+  ::close(static_cast<int>(*kept));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_FALSE(bpffs_mounted());
+  EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
 TEST_F(AccountingTest, AnnotationTurnsAccountingOff) {
