@@ -30,6 +30,17 @@ bool read_remote(pid_t pid, uint64_t addr, char* buf, size_t len) {
   return n == static_cast<ssize_t>(len);
 }
 
+// process_vm_writev copies straight into the task's pages; /proc/PID/mem (write_mem) goes
+// through a bounce page and is needed only where the area is not writable.
+Result<void> write_remote(Tracee& t, uint64_t addr, const char* buf, size_t len) {
+  iovec local{const_cast<char*>(buf), len};
+  iovec remote{reinterpret_cast<void*>(addr), len};
+  ssize_t n = ::process_vm_writev(t.pid(), &local, 1, &remote, 1, 0);
+  if (n == static_cast<ssize_t>(len)) return base::ok();
+  size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+  return t.write_mem(addr + done, buf + done, len - done);
+}
+
 }  // namespace
 
 Result<void> PageWriter::open(const std::string& path) {
@@ -89,7 +100,7 @@ Result<void> restore_range(int page_fd, const std::string& file, uint64_t offset
     const char* buf = src + done;
     h = hash64(buf, n, h);
     if (!skip_zero) {
-      ZRUN_TRY(t.write_mem(addr + done, buf, n));
+      ZRUN_TRY(write_remote(t, addr + done, buf, n));
     } else {
       // Write runs of non-zero pages only.
       size_t run_start = 0;
@@ -100,7 +111,7 @@ Result<void> restore_range(int page_fd, const std::string& file, uint64_t offset
           run_start = p;
           in_run = true;
         } else if (!nz && in_run) {
-          ZRUN_TRY(t.write_mem(addr + done + run_start, buf + run_start, p - run_start));
+          ZRUN_TRY(write_remote(t, addr + done + run_start, buf + run_start, p - run_start));
           in_run = false;
         }
       }
