@@ -266,10 +266,13 @@ Result<void> collect_injected(TaskInfo& t) {
     }
   if (!exec) return base::make_error(who(t) + ": no executable mapping");
   auto& tr = t.tracee;
+  // Handlers are asked for (one injected call each) only where /proc says they are not
+  // SIG_DFL; the others are saved as all zero (SIG_DFL, no flags).
+  uint64_t asked = ZRUN_TRY(non_default_signals(t.pid));
   ZRUN_TRY(tr.start_injection(exec, 0));
   for (int sig = 1; sig <= 64; sig++) {
     SigactionImage a;
-    if (sig != SIGKILL && sig != SIGSTOP) {
+    if (sig != SIGKILL && sig != SIGSTOP && (asked >> (sig - 1) & 1)) {
       ZRUN_TRY(tr.syscall_ok("rt_sigaction", SYS_rt_sigaction, sig, 0, tr.scratch(), 8));
       ZRUN_TRY(tr.read_mem(tr.scratch(), &a, sizeof(a)));
     }

@@ -18,10 +18,11 @@
 
 namespace zrun::ckpt {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: hash64 with 128-bit multiply lanes
 
-// A fast 64-bit checksum: FNV-1a over 8-byte little-endian words in four interleaved
-// lanes (the tail zero-padded, into lane 0), with the length and seed mixed in. Not cryptographic:
+// A fast 64-bit checksum: four interleaved lanes, each folding a 16-byte block (two
+// little-endian words) per 64x64->128-bit multiply; the tail in 8-byte words (zero-padded)
+// into lane 0; length and seed mixed in. Not cryptographic:
 // it catches corruption and truncation.
 uint64_t hash64(const void* data, size_t len, uint64_t seed = 0);
 std::string hex64(uint64_t v);

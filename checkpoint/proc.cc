@@ -1,5 +1,7 @@
 #include "checkpoint/proc.h"
 
+#include <charconv>
+#include <csignal>
 #include <cstdio>
 
 #include "base/sys.h"
@@ -70,6 +72,20 @@ Result<std::string> status_field(const std::string& status, const std::string& k
   for (auto& line : base::split(status, '\n'))
     if (base::starts_with(line, k)) return std::string(base::trim(line.substr(k.size())));
   return base::make_error("status field `" + key + "` not found");
+}
+
+Result<uint64_t> non_default_signals(pid_t pid) {
+  auto status = ZRUN_TRY(base::read_file("/proc/" + std::to_string(pid) + "/status"));
+  uint64_t out = uint64_t{1} << (SIGCHLD - 1);
+  for (const char* key : {"SigCgt", "SigIgn"}) {
+    auto v = ZRUN_TRY(status_field(status, key));
+    uint64_t bits = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), bits, 16);
+    if (ec != std::errc() || end != v.data() + v.size())
+      return base::make_error("status field `" + std::string(key) + "`: bad mask `" + v + "`");
+    out |= bits;
+  }
+  return out;
 }
 
 Result<int64_t> status_last_int(const std::string& status, const std::string& key) {

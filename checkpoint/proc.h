@@ -36,6 +36,9 @@ base::Result<std::vector<Vma>> read_smaps(pid_t pid);
 // "Key:\tvalue" lines of /proc/PID/status.
 base::Result<std::string> status_field(const std::string& status, const std::string& key);
 // Last number of a status line (NSpid, NSpgid, NSsid: the innermost namespace's view).
+// Signals whose handler is not SIG_DFL (SigCgt | SigIgn of /proc/PID/status), bit sig-1,
+// plus SIGCHLD (its SA_NOCLDWAIT flag matters even with SIG_DFL).
+base::Result<uint64_t> non_default_signals(pid_t pid);
 base::Result<int64_t> status_last_int(const std::string& status, const std::string& key);
 
 // Fields of /proc/PID/stat after "(comm)", 1-based as in proc(5) (3 = state).

@@ -229,9 +229,14 @@ Result<void> requeue(Tracee& tr, pid_t tgid, pid_t tid, const std::vector<Pendin
 Result<void> restore_signals(Task& t) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
+  // Set only the handlers that differ from what the placeholder has: non-default in the
+  // image, or non-default in the placeholder now (reset to SIG_DFL).
+  uint64_t placeholder = ZRUN_TRY(non_default_signals(tr.pid()));
   for (int sig = 1; sig <= 64 && static_cast<size_t>(sig) <= img.sigactions.size(); sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     const auto& a = img.sigactions[static_cast<size_t>(sig - 1)];
+    bool dfl = a.handler == 0 && a.flags == 0 && a.mask == 0 && a.restorer == 0;
+    if (dfl && !(placeholder >> (sig - 1) & 1)) continue;
     ZRUN_TRY(tr.write_mem(tr.scratch(), &a, sizeof(a)));
     ZRUN_TRY(tr.syscall_ok("rt_sigaction", SYS_rt_sigaction, sig, tr.scratch(), 0, 8));
   }
