@@ -108,6 +108,10 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
   std::vector<int> fds;
   for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
   std::sort(fds.begin(), fds.end());
+  // A shell running `cmd > file` redirects in itself (busybox sh even for a forked cmd):
+  // fd 1 is the file and the engine's stdout waits on a high fd (F_DUPFD_CLOEXEC, 10+)
+  // until cmd exits. Caught in that moment, the saved stdout is not on any 0-2: retry.
+  bool redirected = false;
   for (int fd : fds) {
     std::string magic = proc(t.pid, "fd/" + std::to_string(fd));
     auto info = ZRUN_TRY(base::read_file(proc(t.pid, "fdinfo/" + std::to_string(fd))));
@@ -124,6 +128,7 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
     if (path && plain) {
       f.kind = "file";
       f.path = *path;
+      if (fd <= 2) redirected = true;
     } else {
       // The container's stdio as the engine passed it: whatever a task has on 0-2 from
       // outside the container. Elsewhere (a shell saving fd 1 around a redirect) it is the
@@ -135,8 +140,10 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
         char buf[4096];
         ssize_t n = ::readlink(magic.c_str(), buf, sizeof(buf) - 1);
         std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
-        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": " + fd_kind(link) +
-                                " is not supported yet");
+        auto e = base::make_error(who(t) + " fd " + std::to_string(fd) + ": " + fd_kind(link) +
+                                  " is not supported yet");
+        if (redirected) e.err = kTransient;
+        return e;
       }
       f.kind = "inherit";
       f.path = std::to_string(it->second);
@@ -548,7 +555,11 @@ Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
     auto r = dump_once(cg, init_pid, opts);
     if (r) return r;
     clean();
-    if (r.error().err != kTransient || attempt >= 20) return r;
+    if (r.error().err != kTransient) return r;
+    if (attempt >= 20) {
+      r.error().err = 0;  // the message says what was found; "try again" does not help
+      return r;
+    }
     base::log_debug("checkpoint: retrying: " + r.error().text());
     base::sleep_ms(10);
     ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));

@@ -306,6 +306,37 @@ TEST_F(CheckpointTest, HostnameChangedAtRunTimeIsKept) {
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
+// A shell redirects `cmd > file` in itself: for a moment fd 1 is the file and the engine's
+// stdout sits on fd 10+. A checkpoint caught then must retry, not refuse the stdout copy
+// (the cause of HostnameChangedAtRunTimeIsKept failing under load). The engine's stdout
+// and stderr are distinct pipes here, so the saved stdout is not on any task's fd 0-2.
+TEST_F(CheckpointTest, ShellInTheMiddleOfARedirectIsCheckpointed) {
+  Bundle b(rt);
+  b.args({"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; done"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/n"));
+  for (int k = 0; k < 15; k++) {
+    TempDir img;
+    RunResult ck = checkpoint(id, img / "image", {"--leave-running"});
+    ASSERT_EQ(ck.code, 0) << "checkpoint " << k << ": " << ck;
+  }
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  // The restored shell keeps counting.
+  long first = std::stol("0" + base_trim(read_file(b.rootfs() + "/tmp/n")));
+  long now = first;
+  for (int i = 0; i < 200 && now <= first; i++) {
+    std::this_thread::sleep_for(10ms);
+    now = std::stol("0" + base_trim(read_file(b.rootfs() + "/tmp/n")));
+  }
+  EXPECT_GT(now, first);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
 TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
   Bundle b(rt);
   b.probe({"epoll"});
