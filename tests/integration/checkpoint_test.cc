@@ -388,6 +388,28 @@ TEST_F(CheckpointTest, PipelineKeepsItsBufferedData) {
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
+// A pipe whose writer is gone (or outside the pod), held on fd 3: refused, untouched.
+TEST_F(CheckpointTest, PipeWithAnEndOutsideThePodIsRefused) {
+  Bundle b(rt);
+  b.args({"sh", "-c",
+          "true | { exec 3<&0 0</dev/null; while true; do echo up > /tmp/up; sleep 0.1; "
+          "done; }"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  std::this_thread::sleep_for(200ms);  // `true` has exited and been reaped
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  EXPECT_NE(ck.code, 0);
+  EXPECT_NE(ck.err.find("fd 3: pipe:["), std::string::npos) << ck;
+  EXPECT_NE(ck.err.find("with its write end outside the container (or closed) is not supported"),
+            std::string::npos)
+      << ck;
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
 TEST_F(CheckpointTest, EpollIsRefusedAndTheContainerKeepsRunning) {
   Bundle b(rt);
   b.probe({"epoll"});
