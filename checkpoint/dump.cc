@@ -1,6 +1,7 @@
 // Checkpoint: freeze, seize, check, save, write the image (see checkpoint.h).
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -55,6 +56,7 @@ struct TaskInfo {
   std::vector<Vma> maps;
   Tracee tracee;
   std::vector<ThreadInfo> threads;  // besides the leader
+  bool redirected = false;          // a fd 0-2 is a file inside the container
 };
 
 std::string proc(pid_t pid, const std::string& rest) {
@@ -108,6 +110,10 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
   std::vector<int> fds;
   for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
   std::sort(fds.begin(), fds.end());
+  // A shell running `cmd > file` redirects in itself (busybox sh even for a forked cmd):
+  // fd 1 is the file and the engine's stdout waits on a high fd (F_DUPFD_CLOEXEC, 10+)
+  // until cmd exits. Caught in that moment, the saved stdout is not on any 0-2: retry.
+  bool& redirected = t.redirected;
   for (int fd : fds) {
     std::string magic = proc(t.pid, "fd/" + std::to_string(fd));
     auto info = ZRUN_TRY(base::read_file(proc(t.pid, "fdinfo/" + std::to_string(fd))));
@@ -121,9 +127,18 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
     if (::stat(magic.c_str(), &st) < 0) return base::sys_error("stat `" + magic + "`");
     auto path = path_in_root(t.pid, magic);
     bool plain = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode);
-    if (path && plain) {
+    char lbuf[64];
+    ssize_t ln = S_ISFIFO(st.st_mode) ? ::readlink(magic.c_str(), lbuf, sizeof(lbuf)) : -1;
+    if (ln > 6 && std::string_view(lbuf, 6) == "pipe:[") {
+      // Decided once every task's fds are known (resolve_pipes): in the pod or stdio.
+      auto key = std::make_pair(st.st_dev, st.st_ino);
+      if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
+      f.kind = "pipe";
+      f.path = std::string(lbuf, static_cast<size_t>(ln));
+    } else if (path && plain) {
       f.kind = "file";
       f.path = *path;
+      if (fd <= 2) redirected = true;
     } else {
       // The container's stdio as the engine passed it: whatever a task has on 0-2 from
       // outside the container. Elsewhere (a shell saving fd 1 around a redirect) it is the
@@ -135,14 +150,82 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
         char buf[4096];
         ssize_t n = ::readlink(magic.c_str(), buf, sizeof(buf) - 1);
         std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
-        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": " + fd_kind(link) +
-                                " is not supported yet");
+        auto e = base::make_error(who(t) + " fd " + std::to_string(fd) + ": " + fd_kind(link) +
+                                  " is not supported yet");
+        if (redirected) e.err = kTransient;
+        return e;
       }
       f.kind = "inherit";
       f.path = std::to_string(it->second);
     }
     t.img.fds.push_back(std::move(f));
   }
+  return base::ok();
+}
+
+// The unread bytes of a pipe, left in it: tee(2) from a second open of it (through
+// /proc) into a scratch pipe of the same size.
+Result<std::string> pipe_contents(const std::string& magic, int64_t* size) {
+  auto in = ZRUN_TRY(base::open_file(magic, O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  int sz = ::fcntl(in.get(), F_GETPIPE_SZ);
+  if (sz < 0) return base::sys_error("F_GETPIPE_SZ");
+  *size = sz;
+  int n = 0;
+  if (::ioctl(in.get(), FIONREAD, &n) < 0) return base::sys_error("FIONREAD");
+  if (n == 0) return std::string();
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) return base::sys_error("pipe");
+  base::UniqueFd rd(p[0]), wr(p[1]);
+  if (::fcntl(wr.get(), F_SETPIPE_SZ, sz) < 0) return base::sys_error("F_SETPIPE_SZ");
+  ssize_t got = ::tee(in.get(), wr.get(), static_cast<size_t>(n), SPLICE_F_NONBLOCK);
+  if (got != n) return base::sys_error("tee " + std::to_string(got) + " of " + std::to_string(n));
+  std::string data(static_cast<size_t>(n), '\0');
+  if (::read(rd.get(), data.data(), data.size()) != n) return base::sys_error("read");
+  return data;
+}
+
+// A pipe with a read and a write end in the pod is saved with its buffered data (on its
+// first end); one with an end outside is the container's stdio (on some task's 0-2) or
+// refused.
+Result<void> resolve_pipes(std::vector<TaskInfo>& tasks,
+                           const std::map<std::pair<dev_t, ino_t>, int>& stdio) {
+  std::map<std::string, std::pair<bool, bool>> ends;  // read, write
+  for (auto& t : tasks)
+    for (auto& f : t.img.fds)
+      if (f.kind == "pipe") {
+        int acc = f.flags & O_ACCMODE;
+        if (acc != O_WRONLY) ends[f.path].first = true;
+        if (acc != O_RDONLY) ends[f.path].second = true;
+      }
+  std::set<std::string> saved;
+  for (auto& t : tasks)
+    for (auto& f : t.img.fds) {
+      if (f.kind != "pipe") continue;
+      std::string magic = proc(t.pid, "fd/" + std::to_string(f.fd));
+      auto e = ends[f.path];
+      if (e.first && e.second) {
+        if (f.flags & O_DIRECT)
+          return base::make_error(who(t) + " fd " + std::to_string(f.fd) + ": packet-mode " +
+                                  f.path + " is not supported yet");
+        if (saved.insert(f.path).second)
+          f.data = ZRUN_TRY_CTX(pipe_contents(magic, &f.pipe_size),
+                                who(t) + " fd " + std::to_string(f.fd) + ": read " + f.path);
+        continue;
+      }
+      struct stat st {};
+      if (::stat(magic.c_str(), &st) < 0) return base::sys_error("stat `" + magic + "`");
+      auto it = stdio.find({st.st_dev, st.st_ino});
+      if (it != stdio.end()) {
+        f.kind = "inherit";
+        f.path = std::to_string(it->second);
+        continue;
+      }
+      auto err = base::make_error(who(t) + " fd " + std::to_string(f.fd) + ": " + f.path +
+                                  " with its " + (e.first ? "write" : "read") +
+                                  " end outside the container (or closed) is not supported");
+      if (t.redirected) err.err = kTransient;
+      return err;
+    }
   return base::ok();
 }
 
@@ -486,6 +569,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
     ZRUN_TRY(collect_info(t, host_to_v));
     ZRUN_TRY(collect_fds(t, stdio));
   }
+  ZRUN_TRY(resolve_pipes(tasks, stdio));
   // Checked: from here on the tasks are changed (injection), and put back on any error.
   Manifest m;
   struct utsname u {};
@@ -551,7 +635,11 @@ Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
     auto r = dump_once(cg, init_pid, opts);
     if (r) return r;
     clean();
-    if (r.error().err != kTransient || attempt >= 20) return r;
+    if (r.error().err != kTransient) return r;
+    if (attempt >= 20) {
+      r.error().err = 0;  // the message says what was found; "try again" does not help
+      return r;
+    }
     base::log_debug("checkpoint: retrying: " + r.error().text());
     base::sleep_ms(10);
     ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));

@@ -168,6 +168,11 @@ std::string task_to_json(const TaskImage& t) {
                    {"flags", f.flags},
                    {"pos", f.pos},
                    {"cloexec", f.cloexec}});
+  for (size_t i = 0; i < t.fds.size(); i++)
+    if (t.fds[i].pipe_size) {
+      fds[i]["pipe_size"] = t.fds[i].pipe_size;
+      fds[i]["data"] = to_hex(t.fds[i].data);
+    }
   j["fds"] = fds;
   Json th = Json::array();
   for (auto& x : t.threads)
@@ -254,9 +259,15 @@ Result<TaskImage> task_from_json(const std::string& text) {
       if (v.perms.size() != 4 || v.end <= v.start) return base::make_error("bad mapping entry");
       t.vmas.push_back(std::move(v));
     }
-    for (auto& e : j.at("fds"))
-      t.fds.push_back(
-          {e.at("fd"), e.at("kind"), e.at("path"), e.at("flags"), e.at("pos"), e.at("cloexec")});
+    for (auto& e : j.at("fds")) {
+      FdImage f{e.at("fd"),    e.at("kind"), e.at("path"),
+                e.at("flags"), e.at("pos"),  e.at("cloexec")};
+      if (e.contains("pipe_size")) {
+        f.pipe_size = e.at("pipe_size");
+        f.data = ZRUN_TRY(from_hex(e.at("data").get<std::string>()));
+      }
+      t.fds.push_back(std::move(f));
+    }
     for (auto& e : j.at("threads")) {
       ThreadImage x;
       x.vtid = e.at("vtid");

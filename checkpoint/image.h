@@ -45,11 +45,14 @@ struct VmaImage {
 
 struct FdImage {
   int fd = 0;
-  std::string kind;  // "file", "inherit" (container stdio from the engine)
-  std::string path;
+  std::string kind;  // "file", "inherit" (container stdio from the engine), "pipe"
+  std::string path;  // pipe: "pipe:[ino]", the same for both ends of one pipe
   int flags = 0;
   int64_t pos = 0;
   bool cloexec = false;
+  // pipe, on the first end found in creation order only: F_GETPIPE_SZ and the unread bytes.
+  int64_t pipe_size = 0;
+  std::string data;
 };
 
 struct SigactionImage {

@@ -247,7 +247,48 @@ Result<void> restore_signals(Task& t) {
 
 // The placeholder has the container's stdio on 0-2 (from the engine, through `restore`):
 // "inherit" fds are copies of those; files are opened again inside the root.
-Result<void> restore_fds(Task& t) {
+// Pipes of the pod: "pipe:[ino]" -> (vpid, fd) of the end installed first.
+using PipeTable = std::map<std::string, std::pair<pid_t, int>>;
+
+// A pipe end at f.fd: the first end creates the pipe (injected pipe2), every further end
+// opens the first through the pod's /proc (an anonymous pipe opened there is the same
+// pipe, and never waits for a partner). The end carrying the saved size and data gets
+// them from here, through our own open of it.
+Result<void> restore_pipe(Task& t, const FdImage& f, PipeTable& pipes, int keep_flags) {
+  auto& tr = t.tracee;
+  int cloexec = f.cloexec ? O_CLOEXEC : 0;
+  int made[2] = {-1, -1};
+  auto it = pipes.find(f.path);
+  std::pair<pid_t, int> from;
+  if (it == pipes.end()) {
+    ZRUN_TRY(tr.syscall_ok("pipe2", SYS_pipe2, tr.scratch(), O_CLOEXEC));
+    ZRUN_TRY(tr.read_mem(tr.scratch(), made, sizeof(made)));
+    from = {t.img->vpid, made[0]};
+  } else {
+    from = it->second;
+  }
+  std::string src = "/proc/" + std::to_string(from.first) + "/fd/" + std::to_string(from.second);
+  long fd =
+      ZRUN_TRY(tr.syscall_ok(("open `" + src + "`").c_str(), SYS_openat, AT_FDCWD,
+                             ZRUN_TRY(put_string(tr, src)), (f.flags & keep_flags) | cloexec));
+  if (fd != f.fd) {
+    ZRUN_TRY(tr.syscall_ok("dup3", SYS_dup3, fd, f.fd, cloexec));
+    ZRUN_TRY(tr.syscall(SYS_close, fd));
+  }
+  for (int m : made)
+    if (m >= 0 && m != f.fd && m != fd) ZRUN_TRY(tr.syscall(SYS_close, m));
+  pipes[f.path] = {t.img->vpid, f.fd};
+  if (!f.pipe_size) return base::ok();
+  auto ours = ZRUN_TRY(base::open_file(
+      "/proc/" + std::to_string(t.host) + "/fd/" + std::to_string(f.fd),
+      O_RDWR | O_NONBLOCK | O_CLOEXEC));  // a reader too: the pod's may not be there yet
+  if (::fcntl(ours.get(), F_SETPIPE_SZ, static_cast<int>(f.pipe_size)) < 0)
+    return base::sys_error(f.path + ": F_SETPIPE_SZ " + std::to_string(f.pipe_size));
+  if (!f.data.empty()) ZRUN_TRY_CTX(base::write_all(ours.get(), f.data), f.path + ": refill");
+  return base::ok();
+}
+
+Result<void> restore_fds(Task& t, PipeTable& pipes) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   int top = 2;
@@ -265,6 +306,10 @@ Result<void> restore_fds(Task& t) {
       auto from = ZRUN_TRY(base::parse_int(f.path));
       if (from < 0 || from > 2) return base::make_error("bad inherited fd");
       ZRUN_TRY(tr.syscall_ok("dup3", SYS_dup3, stdio[from], f.fd, cloexec));
+      continue;
+    }
+    if (f.kind == "pipe") {
+      ZRUN_TRY_CTX(restore_pipe(t, f, pipes, kKeep), "fd " + std::to_string(f.fd));
       continue;
     }
     auto path = ZRUN_TRY(put_string(tr, f.path));
@@ -386,7 +431,7 @@ Result<void> restore_uts(Tracee& tr, const Manifest& m) {
   return base::ok();
 }
 
-Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m) {
+Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -408,7 +453,7 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m) {
   ZRUN_TRY(rebuild_memory(t, cur, dir));
   ZRUN_TRY(restore_mm(t));
   ZRUN_TRY(restore_signals(t));
-  ZRUN_TRY(restore_fds(t));
+  ZRUN_TRY(restore_fds(t, pipes));
   ZRUN_TRY(restore_fs(t));
   if (t.img->vpid == 1) ZRUN_TRY(restore_uts(tr, m));
   ZRUN_TRY(restore_creds(tr, *t.img));
@@ -487,8 +532,9 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
     ZRUN_TRY(t.tracee.wait_stop());
     for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
   }
+  PipeTable pipes;
   for (auto& t : tasks)
-    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest), "restore " + who(*t.img));
+    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes), "restore " + who(*t.img));
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));
