@@ -227,12 +227,15 @@ Result<void> Tracee::end_injection() {
   return base::ok();
 }
 
-Result<void> Tracee::read_mem(uint64_t addr, void* buf, size_t len) {
-  auto* p = static_cast<char*>(buf);
+// /proc/PID/mem reaches areas process_vm_readv/writev cannot (PROT_NONE, exec-only).
+Result<void> Tracee::mem_io(bool write, uint64_t addr, char* p, size_t len) {
   while (len > 0) {
-    ssize_t n = ::pread(mem_.get(), p, len, static_cast<off_t>(addr));
+    ssize_t n = write ? ::pwrite(mem_.get(), p, len, static_cast<off_t>(addr))
+                      : ::pread(mem_.get(), p, len, static_cast<off_t>(addr));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return base::sys_error(pid_str(pid_) + ": read memory at " + std::to_string(addr));
+    if (n <= 0)
+      return base::sys_error(pid_str(pid_) + (write ? ": write" : ": read") + " memory at " +
+                             std::to_string(addr));
     p += n;
     addr += static_cast<uint64_t>(n);
     len -= static_cast<size_t>(n);
@@ -240,17 +243,13 @@ Result<void> Tracee::read_mem(uint64_t addr, void* buf, size_t len) {
   return base::ok();
 }
 
+Result<void> Tracee::read_mem(uint64_t addr, void* buf, size_t len) {
+  return mem_io(false, addr, static_cast<char*>(buf), len);
+}
+
 Result<void> Tracee::write_mem(uint64_t addr, const void* buf, size_t len) {
-  auto* p = static_cast<const char*>(buf);
-  while (len > 0) {
-    ssize_t n = ::pwrite(mem_.get(), p, len, static_cast<off_t>(addr));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return base::sys_error(pid_str(pid_) + ": write memory at " + std::to_string(addr));
-    p += n;
-    addr += static_cast<uint64_t>(n);
-    len -= static_cast<size_t>(n);
-  }
-  return base::ok();
+  // pwrite does not write through the pointer; the cast only shares the loop.
+  return mem_io(true, addr, const_cast<char*>(static_cast<const char*>(buf)), len);
 }
 
 Result<void> Tracee::set_xstate(const std::string& xstate) {

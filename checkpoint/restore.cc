@@ -96,6 +96,21 @@ Result<uint64_t> put_string(Tracee& tr, const std::string& s, uint64_t off = 0) 
   return tr.scratch() + off;
 }
 
+// Per-thread kernel state a task and each of its threads carry alike (TaskImage and
+// ThreadImage have the same fields for it): name, robust futex list, clear-tid, rseq.
+template <class Image>
+Result<void> restore_thread_attrs(Tracee& tr, const Image& img) {
+  ZRUN_TRY(tr.syscall_ok("prctl PR_SET_NAME", SYS_prctl, PR_SET_NAME,
+                         ZRUN_TRY(put_string(tr, img.comm.substr(0, 15)))));
+  if (img.robust_list)
+    ZRUN_TRY(
+        tr.syscall_ok("set_robust_list", SYS_set_robust_list, img.robust_list, img.robust_len));
+  ZRUN_TRY(tr.syscall(SYS_set_tid_address, img.clear_tid));
+  if (img.rseq_ptr)
+    ZRUN_TRY(tr.syscall_ok("rseq", SYS_rseq, img.rseq_ptr, img.rseq_len, 0, img.rseq_sig));
+  return base::ok();
+}
+
 int prot_of(const std::string& perms) {
   return (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
          (perms[2] == 'x' ? PROT_EXEC : 0);
@@ -198,14 +213,7 @@ Result<void> restore_mm(Task& t) {
                          sizeof(m));
   ZRUN_TRY(tr.syscall(SYS_close, exe));
   if (!r) return std::move(r).error();
-  ZRUN_TRY(tr.syscall_ok("prctl PR_SET_NAME", SYS_prctl, PR_SET_NAME,
-                         ZRUN_TRY(put_string(tr, img.comm.substr(0, 15)))));
-  if (img.robust_list)
-    ZRUN_TRY(
-        tr.syscall_ok("set_robust_list", SYS_set_robust_list, img.robust_list, img.robust_len));
-  ZRUN_TRY(tr.syscall(SYS_set_tid_address, img.clear_tid));
-  if (img.rseq_ptr)
-    ZRUN_TRY(tr.syscall_ok("rseq", SYS_rseq, img.rseq_ptr, img.rseq_len, 0, img.rseq_sig));
+  ZRUN_TRY(restore_thread_attrs(tr, img));
   return base::ok();
 }
 
@@ -401,14 +409,7 @@ Result<void> restore_thread(Thread& th, const Tracee& leader, const TaskImage& p
   const auto& img = *th.img;
   ZRUN_TRY(tr.borrow_injection(leader));
   // The scratch page is shared too: threads run one at a time, so that is fine.
-  ZRUN_TRY(tr.syscall_ok("prctl PR_SET_NAME", SYS_prctl, PR_SET_NAME,
-                         ZRUN_TRY(put_string(tr, img.comm.substr(0, 15)))));
-  if (img.robust_list)
-    ZRUN_TRY(
-        tr.syscall_ok("set_robust_list", SYS_set_robust_list, img.robust_list, img.robust_len));
-  ZRUN_TRY(tr.syscall(SYS_set_tid_address, img.clear_tid));
-  if (img.rseq_ptr)
-    ZRUN_TRY(tr.syscall_ok("rseq", SYS_rseq, img.rseq_ptr, img.rseq_len, 0, img.rseq_sig));
+  ZRUN_TRY(restore_thread_attrs(tr, img));
   ZRUN_TRY(requeue(tr, proc.vpid, img.vtid, img.pending));
   ZRUN_TRY(restore_creds(tr, proc));
   ZRUN_TRY(tr.end_injection());
