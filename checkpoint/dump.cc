@@ -374,26 +374,33 @@ Result<void> collect_injected(TaskInfo& t) {
   return base::ok();
 }
 
+// rseq registration and robust futex list of one thread (TaskImage and ThreadImage share
+// these fields); a kernel without PTRACE_GET_RSEQ_CONFIGURATION leaves rseq unset.
+template <class Image>
+void collect_rseq_and_robust_list(pid_t tid, Image& img) {
+  RseqConfig rc{};
+  if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), tid, sizeof(rc), &rc) >
+          0 &&
+      rc.ptr) {
+    img.rseq_ptr = rc.ptr;
+    img.rseq_len = rc.size;
+    img.rseq_sig = rc.signature;
+  }
+  void* head = nullptr;
+  size_t len = 0;
+  if (::syscall(SYS_get_robust_list, tid, &head, &len) == 0) {
+    img.robust_list = reinterpret_cast<uint64_t>(head);
+    img.robust_len = len;
+  }
+}
+
 Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
   th.img.pending = ZRUN_TRY(collect_pending(th.tid, false));
   th.img.regs = th.tracee.saved_regs();
   th.img.sigmask = th.tracee.saved_sigmask();
   bool xstate = false;
   th.img.fpu = ZRUN_TRY(get_fpu(th.tid, &xstate));
-  RseqConfig rc{};
-  if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), th.tid, sizeof(rc),
-               &rc) > 0 &&
-      rc.ptr) {
-    th.img.rseq_ptr = rc.ptr;
-    th.img.rseq_len = rc.size;
-    th.img.rseq_sig = rc.signature;
-  }
-  void* head = nullptr;
-  size_t len = 0;
-  if (::syscall(SYS_get_robust_list, th.tid, &head, &len) == 0) {
-    th.img.robust_list = reinterpret_cast<uint64_t>(head);
-    th.img.robust_len = len;
-  }
+  collect_rseq_and_robust_list(th.tid, th.img);
   auto& tr = th.tracee;
   ZRUN_TRY_CTX(tr.start_injection(exec, 0), who(t) + " thread " + std::to_string(th.img.vtid));
   ZRUN_TRY(tr.syscall_ok("prctl PR_GET_TID_ADDRESS", SYS_prctl, kPrGetTidAddress, tr.scratch()));
@@ -416,20 +423,7 @@ Result<void> collect_regs(TaskInfo& t) {
   t.img.sigmask = t.tracee.saved_sigmask();
   bool xstate = false;
   t.img.fpu = ZRUN_TRY(get_fpu(t.pid, &xstate));
-  RseqConfig rc{};
-  if (::ptrace(static_cast<__ptrace_request>(kPtraceGetRseqConfiguration), t.pid, sizeof(rc), &rc) >
-          0 &&
-      rc.ptr) {
-    t.img.rseq_ptr = rc.ptr;
-    t.img.rseq_len = rc.size;
-    t.img.rseq_sig = rc.signature;
-  }
-  void* head = nullptr;
-  size_t len = 0;
-  if (::syscall(SYS_get_robust_list, t.pid, &head, &len) == 0) {
-    t.img.robust_list = reinterpret_cast<uint64_t>(head);
-    t.img.robust_len = len;
-  }
+  collect_rseq_and_robust_list(t.pid, t.img);
   return base::ok();
 }
 

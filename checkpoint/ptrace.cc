@@ -77,7 +77,8 @@ Result<Tracee> Tracee::seize(pid_t pid, bool exit_kill) {
   return t;
 }
 
-Result<void> Tracee::wait_stop() {
+// The next wait status of the tracee (EINTR retried); its death is an error `dying`.
+Result<int> Tracee::wait_status(const char* dying) {
   for (;;) {
     int st = 0;
     pid_t r = ::waitpid(pid_, &st, __WALL);
@@ -85,8 +86,15 @@ Result<void> Tracee::wait_stop() {
     if (r < 0) return base::sys_error("wait for " + pid_str(pid_));
     if (WIFEXITED(st) || WIFSIGNALED(st)) {
       pid_ = 0;
-      return base::make_error(pid_str(r) + " exited while being stopped");
+      return base::make_error(pid_str(r) + " " + dying);
     }
+    return st;
+  }
+}
+
+Result<void> Tracee::wait_stop() {
+  for (;;) {
+    int st = ZRUN_TRY(wait_status("exited while being stopped"));
     if (WIFSTOPPED(st) && (st >> 16) == PTRACE_EVENT_STOP) break;
     // A signal-delivery stop before the interrupt: leave the signal pending for later.
     int sig = WSTOPSIG(st);
@@ -113,14 +121,7 @@ Result<void> Tracee::run_until_trap(bool fault_ok) {
   if (::ptrace(PTRACE_CONT, pid_, nullptr, 0) < 0)
     return base::sys_error("ptrace cont " + pid_str(pid_));
   for (;;) {
-    int st = 0;
-    pid_t r = ::waitpid(pid_, &st, __WALL);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return base::sys_error("wait for " + pid_str(pid_));
-    if (WIFEXITED(st) || WIFSIGNALED(st)) {
-      pid_ = 0;
-      return base::make_error(pid_str(r) + " died during an injected syscall");
-    }
+    int st = ZRUN_TRY(wait_status("died during an injected syscall"));
     int sig = WSTOPSIG(st);
     base::log_debug("ckpt: pid " + std::to_string(pid_) + " stop status 0x" + hex(st));
     if ((st >> 16) == 0 && sig == SIGTRAP) return base::ok();

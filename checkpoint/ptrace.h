@@ -69,6 +69,7 @@ class Tracee {
   void abandon() { pid_ = 0; }
 
  private:
+  base::Result<int> wait_status(const char* dying);
   base::Result<void> mem_io(bool write, uint64_t addr, char* p, size_t len);
   base::Result<void> set_regs(const user_regs_struct& r);
   base::Result<void> run_until_trap(bool fault_ok);
