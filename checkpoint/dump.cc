@@ -27,6 +27,7 @@
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
+#include "checkpoint/shmem.h"
 
 namespace zrun::ckpt {
 
@@ -55,8 +56,9 @@ struct TaskInfo {
   TaskImage img;
   std::vector<Vma> maps;
   Tracee tracee;
-  std::vector<ThreadInfo> threads;  // besides the leader
-  bool redirected = false;          // a fd 0-2 is a file inside the container
+  std::vector<ThreadInfo> threads;              // besides the leader
+  bool redirected = false;                      // a fd 0-2 is a file inside the container
+  std::map<uint64_t, std::string> vma_objects;  // start -> ObjectImage key (shmem.h)
 };
 
 std::string proc(pid_t pid, const std::string& rest) {
@@ -105,7 +107,8 @@ std::string fd_kind(const std::string& link) {
   return "file `" + link + "` (outside the container)";
 }
 
-Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio) {
+Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio,
+                         ObjectDump& objects) {
   auto names = ZRUN_TRY(base::list_dir(proc(t.pid, "fd")));
   std::vector<int> fds;
   for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
@@ -144,6 +147,13 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
       // outside the container. Elsewhere (a shell saving fd 1 around a redirect) it is the
       // same object, or a moment to retry.
       auto key = std::make_pair(st.st_dev, st.st_ino);
+      // A memfd, shared anonymous memory, an unlinked file or an eventfd of the pod's own
+      // (not the init's stdio nor a copy of it).
+      if (!(fd <= 2 && t.img.vpid == 1) && !stdio.count(key) &&
+          ZRUN_TRY(objects.fd(t.pid, who(t), f, info))) {
+        t.img.fds.push_back(std::move(f));
+        continue;
+      }
       if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
       auto it = stdio.find(key);
       if (it == stdio.end()) {
@@ -264,7 +274,7 @@ Result<void> collect_creds(TaskInfo& t, const std::string& status) {
 }
 
 // Everything /proc tells without stopping the task for injection.
-Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
+Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v, ObjectDump& objects) {
   auto status = ZRUN_TRY(base::read_file(proc(t.pid, "status")));
   t.img.comm = ZRUN_TRY(status_field(status, "Name"));
   t.img.vpid = static_cast<pid_t>(ZRUN_TRY(status_last_int(status, "NSpid")));
@@ -327,6 +337,12 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
                     static_cast<unsigned long>(v.end));
       std::string mf = proc(t.pid, std::string("map_files/") + range);
       auto p = path_in_root(t.pid, mf);
+      std::string key;
+      if (!p && ZRUN_TRY(objects.mapping(t.pid, who(t), v, mf, &key))) {
+        t.vma_objects[v.start] = key;
+        v.name.clear();
+        continue;
+      }
       if (!p)
         return base::make_error(who(t) + ": mapping of " + fd_kind(p.error().msg) +
                                 " is not supported yet");
@@ -440,6 +456,8 @@ Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
     vi.offset = v.offset;
     if (v.special()) {
       vi.name = v.name;
+    } else if (auto o = t.vma_objects.find(v.start); o != t.vma_objects.end()) {
+      vi.object = o->second;  // memfd, shared anonymous, unlinked file: bytes in the object
     } else if (v.file_backed()) {
       vi.path = v.name;
     } else {
@@ -559,11 +577,13 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   // Init first: its fds 0-2 name the container's stdio.
   std::sort(tasks.begin(), tasks.end(),
             [&](auto& a, auto& b) { return host_to_v[a.pid] < host_to_v[b.pid]; });
+  ObjectDump objects;
   for (auto& t : tasks) {
-    ZRUN_TRY(collect_info(t, host_to_v));
-    ZRUN_TRY(collect_fds(t, stdio));
+    ZRUN_TRY(collect_info(t, host_to_v, objects));
+    ZRUN_TRY(collect_fds(t, stdio, objects));
   }
   ZRUN_TRY(resolve_pipes(tasks, stdio));
+  ZRUN_TRY(objects.save(opts.image_path));
   // Checked: from here on the tasks are changed (injection), and put back on any error.
   Manifest m;
   struct utsname u {};
@@ -582,6 +602,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
     ZRUN_TRY(pw.open(opts.image_path + "/pages-" + std::to_string(t->img.vpid) + ".img"));
     ZRUN_TRY(dump_memory(*t, pw));
     ZRUN_TRY(pw.close());
+    objects.attach(t->img);
     std::string text = task_to_json(t->img);
     TaskRef ref{t->img.vpid,
                 t->img.ppid,

@@ -85,6 +85,35 @@ Result<std::string> from_hex(std::string_view hex) {
   return out;
 }
 
+// ObjectImage <-> JSON (ordered_json: nlohmann 3.11.2's DEFINE_TYPE macros are for plain
+// json only); missing fields keep their defaults.
+void to_json(Json& j, const ObjectImage& o) {
+  j = Json{{"key", o.key},         {"kind", o.kind},
+           {"name", o.name},       {"size", o.size},
+           {"mode", o.mode},       {"uid", o.uid},
+           {"gid", o.gid},         {"seals", o.seals},
+           {"count", o.count},     {"semaphore", o.semaphore},
+           {"extents", o.extents}, {"file", o.file},
+           {"hash", hex64(o.hash)}};
+}
+
+void from_json(const Json& j, ObjectImage& o) {
+  o = ObjectImage{};
+  o.key = j.value("key", o.key);
+  o.kind = j.value("kind", o.kind);
+  o.name = j.value("name", o.name);
+  o.size = j.value("size", o.size);
+  o.mode = j.value("mode", o.mode);
+  o.uid = j.value("uid", o.uid);
+  o.gid = j.value("gid", o.gid);
+  o.seals = j.value("seals", o.seals);
+  o.count = j.value("count", o.count);
+  o.semaphore = j.value("semaphore", o.semaphore);
+  o.extents = j.value("extents", o.extents);
+  o.file = j.value("file", o.file);
+  o.hash = std::stoull(j.value("hash", std::string("0")), nullptr, 16);
+}
+
 namespace {
 
 Json pending_json(const std::vector<PendingSignal>& v) {
@@ -157,6 +186,7 @@ std::string task_to_json(const TaskImage& t) {
               {"path", v.path},   {"offset", v.offset}, {"name", v.name}};
     if (v.pages)
       e["pages"] = {{"file", "self"}, {"offset", v.page_offset}, {"hash", hex64(v.hash)}};
+    if (!v.object.empty()) e["object"] = v.object;
     vm.push_back(e);
   }
   j["vmas"] = vm;
@@ -186,6 +216,7 @@ std::string task_to_json(const TaskImage& t) {
                   {"robust_list", {x.robust_list, x.robust_len}},
                   {"clear_tid", x.clear_tid}});
   j["threads"] = th;
+  if (!t.objects.empty()) j["objects"] = t.objects;
   return j.dump(1);
 }
 
@@ -248,6 +279,7 @@ Result<TaskImage> task_from_json(const std::string& text) {
       v.path = e.at("path");
       v.offset = e.at("offset");
       v.name = e.at("name");
+      v.object = e.value("object", "");
       if (e.contains("pages")) {
         auto& p = e.at("pages");
         if (p.at("file") != "self")
@@ -286,6 +318,7 @@ Result<TaskImage> task_from_json(const std::string& text) {
       x.clear_tid = e.at("clear_tid");
       t.threads.push_back(std::move(x));
     }
+    t.objects = j.value("objects", std::vector<ObjectImage>{});
     return t;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse task image: ") + e.what());

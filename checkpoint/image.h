@@ -41,11 +41,14 @@ struct VmaImage {
   bool pages = false;   // contents dumped
   uint64_t page_offset = 0;
   uint64_t hash = 0;
+  std::string object;  // mapped from a saved object (ObjectImage::key); path is then ""
 };
 
 struct FdImage {
   int fd = 0;
-  std::string kind;  // "file", "inherit" (container stdio from the engine), "pipe"
+  // "file", "inherit" (container stdio from the engine), "pipe", or an object's kind
+  // ("memfd", "shmem", "deleted", "eventfd": path is then the ObjectImage key)
+  std::string kind;
   std::string path;  // pipe: "pipe:[ino]", the same for both ends of one pipe
   int flags = 0;
   int64_t pos = 0;
@@ -53,6 +56,24 @@ struct FdImage {
   // pipe, on the first end found in creation order only: F_GETPIPE_SZ and the unread bytes.
   int64_t pipe_size = 0;
   std::string data;
+};
+
+// A memory object or fd object shared by fds and mappings of one or more tasks
+// (checkpoint/shmem.h): a memfd, shared anonymous memory ("/dev/zero (deleted)"), an
+// unlinked-but-open regular file, an eventfd. Listed in the first task (creation order)
+// that refers to it; the contents (data extents, holes skipped) are in `file`.
+struct ObjectImage {
+  std::string key;   // "<dev>:<ino>" (hex), "eventfd:<id>"
+  std::string kind;  // "memfd", "shmem", "deleted", "eventfd"
+  std::string name;  // memfd: its name; deleted: the path it had (inside the root)
+  uint64_t size = 0;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint32_t seals = 0;  // memfd, shmem: F_GET_SEALS
+  uint64_t count = 0;  // eventfd
+  bool semaphore = false;
+  std::vector<std::pair<uint64_t, uint64_t>> extents;  // {offset, length} with data
+  std::string file;                                    // "object-<n>.img" or ""
+  uint64_t hash = 0;                                   // of the file's bytes (chained)
 };
 
 struct SigactionImage {
@@ -104,6 +125,7 @@ struct TaskImage {
   std::vector<VmaImage> vmas;
   std::vector<FdImage> fds;
   std::vector<ThreadImage> threads;  // besides the leader, by vtid
+  std::vector<ObjectImage> objects;  // objects this task is the first to refer to
 };
 
 struct TaskRef {

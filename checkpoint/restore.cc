@@ -21,6 +21,7 @@
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
+#include "checkpoint/shmem.h"
 
 namespace zrun::ckpt {
 
@@ -147,7 +148,8 @@ Result<void> move_vdso(Tracee& tr, const std::vector<Vma>& cur, const TaskImage&
   return base::ok();
 }
 
-Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::string& dir) {
+Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::string& dir,
+                            ObjectRestore& objs) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   for (auto& v : cur) {
@@ -164,7 +166,11 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
     uint64_t len = v.end - v.start;
     int prot = prot_of(v.perms);
     bool shared = v.perms[3] == 's';
-    if (!v.path.empty()) {
+    if (!v.object.empty()) {
+      long fd = ZRUN_TRY(objs.get(tr, v.object));
+      ZRUN_TRY(tr.syscall_ok(("mmap object " + v.object).c_str(), SYS_mmap, v.start, len, prot,
+                             (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, v.offset));
+    } else if (!v.path.empty()) {
       auto path = ZRUN_TRY(put_string(tr, v.path));
       int oflags = (shared && (prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC;
       long fd = ZRUN_TRY(
@@ -181,7 +187,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
     }
     if (v.pages)
       ZRUN_TRY(restore_range(pages.get(), file, v.page_offset, v.hash, tr, v.start, len,
-                             /*skip_zero=*/v.path.empty()));
+                             /*skip_zero=*/v.path.empty() && v.object.empty()));
   }
   return base::ok();
 }
@@ -296,7 +302,7 @@ Result<void> restore_pipe(Task& t, const FdImage& f, PipeTable& pipes, int keep_
   return base::ok();
 }
 
-Result<void> restore_fds(Task& t, PipeTable& pipes) {
+Result<void> restore_fds(Task& t, PipeTable& pipes, ObjectRestore& objs) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   int top = 2;
@@ -318,6 +324,10 @@ Result<void> restore_fds(Task& t, PipeTable& pipes) {
     }
     if (f.kind == "pipe") {
       ZRUN_TRY_CTX(restore_pipe(t, f, pipes, kKeep), "fd " + std::to_string(f.fd));
+      continue;
+    }
+    if (ObjectRestore::handles(f.kind)) {
+      ZRUN_TRY_CTX(objs.install_fd(tr, f, kKeep), "fd " + std::to_string(f.fd));
       continue;
     }
     auto path = ZRUN_TRY(put_string(tr, f.path));
@@ -432,7 +442,8 @@ Result<void> restore_uts(Tracee& tr, const Manifest& m) {
   return base::ok();
 }
 
-Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes) {
+Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes,
+                          ObjectRestore& objs) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -451,10 +462,12 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, Pi
       rc.ptr)
     ZRUN_TRY(
         tr.syscall_ok("rseq unregister", SYS_rseq, rc.ptr, rc.size, kRseqUnregister, rc.signature));
-  ZRUN_TRY(rebuild_memory(t, cur, dir));
+  objs.begin_task(*t.img, t.host);
+  ZRUN_TRY(rebuild_memory(t, cur, dir, objs));
   ZRUN_TRY(restore_mm(t));
   ZRUN_TRY(restore_signals(t));
-  ZRUN_TRY(restore_fds(t, pipes));
+  ZRUN_TRY(restore_fds(t, pipes, objs));
+  ZRUN_TRY(objs.end_task(tr));
   ZRUN_TRY(restore_fs(t));
   if (t.img->vpid == 1) ZRUN_TRY(restore_uts(tr, m));
   ZRUN_TRY(restore_creds(tr, *t.img));
@@ -534,8 +547,10 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
     for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
   }
   PipeTable pipes;
+  ObjectRestore objs(img);
   for (auto& t : tasks)
-    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes), "restore " + who(*t.img));
+    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes, objs), "restore " + who(*t.img));
+  ZRUN_TRY_CTX(objs.finish(), "restore");
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));

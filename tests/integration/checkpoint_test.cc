@@ -3,8 +3,10 @@
 // image is refused on restore and leaves nothing behind.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
 #include <thread>
 
 #include "tests/integration/support/harness.h"
@@ -479,6 +481,254 @@ TEST_F(CheckpointTest, UnsupportedFlagsAreClearErrors) {
   expect_error(r, "restore: --tcp-established is not supported yet");
   r = rt.exec({"restore", "--image-path", "/nonexistent", "x"});
   expect_error(r, "restore `x`: read image");
+}
+
+// --- memory objects and fd objects (checkpoint/shmem.h) ----------------------------------
+
+// Poll `file` in the rootfs until `done(kv)` or ~10 s; returns the last key=value set.
+std::map<std::string, std::string> poll_kv(
+    const std::string& file, const std::function<bool(std::map<std::string, std::string>&)>& done,
+    int rounds = 200) {
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < rounds; i++) {
+    kv = parse_kv(read_file(file));
+    if (done(kv)) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return kv;
+}
+
+long num_of(std::map<std::string, std::string>& kv, const std::string& k) {
+  return kv[k].empty() ? -1 : std::stol(kv[k]);
+}
+
+// Nothing named like a leftover of the restore's create + unlink fallback.
+bool no_restore_leftovers(const std::string& dir) {
+  bool clean = true;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (auto* e = ::readdir(d))
+      if (std::string(e->d_name).find("zrun-restore") != std::string::npos) clean = false;
+    ::closedir(d);
+  }
+  return clean;
+}
+
+// The issue's "a process with an open file at an offset and an unlinked temp file": the
+// input file's offset and the unlinked file's contents and offset continue; it is still
+// unlinked afterwards.
+TEST_F(CheckpointTest, OpenFileOffsetAndUnlinkedTempFileContinue) {
+  Bundle b(rt);
+  b.probe({"unlinked"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/files";
+  auto kv = poll_kv(file, [](auto& kv) { return num_of(kv, "round") >= 20; });
+  ASSERT_GE(num_of(kv, "round"), 20);
+  ASSERT_EQ(kv["ok"], "1");
+  ASSERT_EQ(kv["nlink"], "0");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  long round = num_of(kv = parse_kv(read_file(file)), "round");
+  EXPECT_FALSE(path_exists(b.rootfs() + "/tmp/scratch"));
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  kv = poll_kv(file, [&](auto& kv) { return num_of(kv, "round") >= round + 20; });
+  EXPECT_GE(num_of(kv, "round"), round + 20);
+  EXPECT_EQ(kv["ok"], "1") << "offsets or contents did not continue";
+  EXPECT_EQ(kv["nlink"], "0");
+  EXPECT_EQ(kv["link"], "/tmp/scratch (deleted)");
+  EXPECT_EQ(num_of(kv, "scratch_pos"), num_of(kv, "round") * 8);
+  EXPECT_EQ(num_of(kv, "input_pos"), num_of(kv, "round") * 8);
+  EXPECT_FALSE(path_exists(b.rootfs() + "/tmp/scratch"));
+  EXPECT_TRUE(no_restore_leftovers(b.rootfs() + "/tmp"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// A sealed memfd behind an fd and three mappings in two processes comes back as one
+// object: the child's counter keeps moving as the parent sees it through its mappings
+// and pread; name, size, seals and contents are kept.
+TEST_F(CheckpointTest, MemfdSharedByTwoProcessesIsOneObjectAfterRestore) {
+  Bundle b(rt);
+  b.probe({"memfd"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/memfd";
+  auto kv = poll_kv(file, [](auto& kv) { return num_of(kv, "count") >= 10; });
+  ASSERT_EQ(kv["ok"], "1");
+  std::string seals = kv["seals"];
+  ASSERT_EQ(seals, std::to_string(F_SEAL_SHRINK | F_SEAL_GROW));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  long count = num_of(kv = parse_kv(read_file(file)), "count");
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  kv = poll_kv(file, [&](auto& kv) { return num_of(kv, "count") >= count + 20; });
+  EXPECT_GE(num_of(kv, "count"), count + 20) << "the child's writes are not seen by the parent";
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(kv["seals"], seals);
+  EXPECT_EQ(kv["link"], "/memfd:zrun-obj (deleted)");
+  EXPECT_EQ(kv["size"], "1048576");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// MAP_SHARED|MAP_ANONYMOUS memory inherited across fork: parent and child still share
+// it after restore (each sees the other's writes), with its contents.
+TEST_F(CheckpointTest, SharedAnonymousMemoryInheritedAcrossForkStaysShared) {
+  Bundle b(rt);
+  b.probe({"shanon"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/shanon";
+  auto kv = poll_kv(file, [](auto& kv) { return num_of(kv, "child") >= 10; });
+  ASSERT_EQ(kv["ok"], "1");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  kv = parse_kv(read_file(file));
+  long child = num_of(kv, "child"), round = num_of(kv, "round");
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  kv = poll_kv(file, [&](auto& kv) {
+    return num_of(kv, "child") >= child + 20 && num_of(kv, "echo") >= round + 20;
+  });
+  EXPECT_GE(num_of(kv, "child"), child + 20) << "the parent does not see the child's writes";
+  EXPECT_GE(num_of(kv, "echo"), round + 20) << "the child does not see the parent's writes";
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// eventfds keep their counter (also above 2^32), EFD_SEMAPHORE, O_NONBLOCK and
+// close-on-exec; one shared by parent and child is still one object.
+TEST_F(CheckpointTest, EventfdKeepsCounterFlagsAndSharing) {
+  Bundle b(rt);
+  b.probe({"eventfd"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/efd", cfile = b.rootfs() + "/tmp/efd-child";
+  auto kv = poll_kv(file, [](auto& kv) { return kv["count"] == "5"; });
+  ASSERT_EQ(kv["count"], "5");
+  ASSERT_TRUE(wait_for_file(cfile));
+  std::string flags = kv["flags"];
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::unlink(file.c_str());
+  ::unlink(cfile.c_str());
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  ASSERT_TRUE(wait_for_file(file));
+  ASSERT_TRUE(wait_for_file(cfile));
+  kv = parse_kv(read_file(file));
+  EXPECT_EQ(kv["count"], "5");
+  EXPECT_EQ(kv["count4"], std::to_string(0x100000007LL));
+  EXPECT_EQ(kv["flags"], flags);  // O_NONBLOCK (and O_RDWR)
+  EXPECT_EQ(kv["cloexec"], "1");
+  EXPECT_EQ(parse_kv(read_file(cfile))["count"], "5");
+  // One semaphore read by the parent: it gets 1 and the child's view drops to 4.
+  write_file(b.rootfs() + "/tmp/go", "");
+  kv = poll_kv(file, [](auto& kv) { return kv["read"] != "0"; });
+  EXPECT_EQ(kv["read"], "1");
+  auto ckv = poll_kv(cfile, [](auto& kv) { return kv["count"] == "4"; });
+  EXPECT_EQ(ckv["count"], "4") << "parent and child no longer share the eventfd";
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// The issue's "a process with 512 MiB of anonymous memory filled with a known pattern".
+TEST_F(CheckpointTest, HalfAGigabyteOfPatternMemoryIsRestoredExactly) {
+  Bundle b(rt);
+  b.probe({"pattern", "512"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/pattern";
+  ASSERT_TRUE(wait_for_file(file, 30s));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  auto kv = parse_kv(read_file(file));
+  ASSERT_EQ(kv["ok"], "1");
+  long round = num_of(kv, "round");
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  kv = poll_kv(
+      file, [&](auto& kv) { return num_of(kv, "round") >= round + 2; }, 600);
+  EXPECT_GE(num_of(kv, "round"), round + 2);
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// The issue's "python3 from the host bind-mounted read-only in the rootfs,
+// mid-computation": a stateful computation writing its progress, checkpointed half-way,
+// finishes after restore with the result it would have had without the interruption.
+TEST_F(CheckpointTest, HostPythonMidComputationFinishesWithTheRightResult) {
+  if (!path_exists("/usr/bin/python3")) GTEST_SKIP() << "python3 is not installed on this host";
+  Bundle b(rt);
+  b.add_mount("/usr", "bind", "/usr", {"rbind", "ro"});
+  for (const char* d : {"/lib", "/lib64"}) {
+    char real[4096];
+    if (::realpath(d, real) == nullptr) continue;
+    ::mkdir((b.rootfs() + d).c_str(), 0755);
+    b.add_mount(d, "bind", real, {"rbind", "ro"});
+  }
+  constexpr int kSteps = 150;
+  b.args({"/usr/bin/python3", "-c",
+          "import time, hashlib\n"
+          "h = hashlib.sha256()\n"
+          "x, seen = 1, {}\n"
+          "for i in range(1, " +
+              std::to_string(kSteps + 1) +
+              "):\n"
+              "    x = (x * 6364136223846793005 + i) % (1 << 64)\n"
+              "    seen[i % 7] = seen.get(i % 7, 0) + x % 1000\n"
+              "    h.update(str(x).encode())\n"
+              "    with open('/tmp/progress.tmp', 'w') as f: f.write(str(i))\n"
+              "    import os; os.rename('/tmp/progress.tmp', '/tmp/progress')\n"
+              "    time.sleep(0.02)\n"
+              "with open('/tmp/result.tmp', 'w') as f:\n"
+              "    f.write(h.hexdigest() + ' ' + str(sorted(seen.items())))\n"
+              "os.rename('/tmp/result.tmp', '/tmp/result')\n"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string progress = b.rootfs() + "/tmp/progress";
+  auto step = [&] {
+    auto s = read_file(progress);
+    return s.empty() ? 0L : std::stol(s);
+  };
+  for (int i = 0; i < 500 && step() < 30; i++) std::this_thread::sleep_for(20ms);
+  ASSERT_GE(step(), 30);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  long at = step();
+  ASSERT_LT(at, kSteps) << "finished before the checkpoint";
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  std::string result = b.rootfs() + "/tmp/result";
+  ASSERT_TRUE(wait_for_file(result, 30s)) << "python did not finish after restore";
+  // The same computation run on the host.
+  RunResult want =
+      run_command({"/usr/bin/python3", "-c",
+                   "import hashlib\n"
+                   "h = hashlib.sha256()\n"
+                   "x, seen = 1, {}\n"
+                   "for i in range(1, " +
+                       std::to_string(kSteps + 1) +
+                       "):\n"
+                       "    x = (x * 6364136223846793005 + i) % (1 << 64)\n"
+                       "    seen[i % 7] = seen.get(i % 7, 0) + x % 1000\n"
+                       "    h.update(str(x).encode())\n"
+                       "print(h.hexdigest() + ' ' + str(sorted(seen.items())), end='')\n"});
+  ASSERT_EQ(want.code, 0) << want;
+  EXPECT_EQ(read_file(result), want.out);
+  EXPECT_GE(step(), at);
+  rt.del(id, true);
+  EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
 }  // namespace
