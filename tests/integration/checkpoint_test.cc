@@ -731,5 +731,28 @@ TEST_F(CheckpointTest, HostPythonMidComputationFinishesWithTheRightResult) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// What the engine cannot save is refused before anything changes: an unlinked file whose
+// directory is gone too (nowhere to re-create it).
+TEST_F(CheckpointTest, UnlinkedFileWithoutItsDirectoryIsRefused) {
+  Bundle b(rt);
+  b.args({"sh", "-c",
+          "mkdir /tmp/gone && exec 3>/tmp/gone/f && rm -r /tmp/gone && "
+          "while true; do echo up > /tmp/up; sleep 0.1; done"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "checkpoint `" + id +
+                       "`: pid 1 (sh) fd 3: deleted file `/tmp/gone/f` whose directory is not "
+                       "in the container is not supported");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  ::unlink((b.rootfs() + "/tmp/up").c_str());
+  EXPECT_TRUE(wait_for_file(b.rootfs() + "/tmp/up"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
