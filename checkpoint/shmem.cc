@@ -109,16 +109,18 @@ Result<bool> ObjectDump::fd(pid_t pid, const std::string& who, FdImage& f,
   if (link == "anon_inode:[eventfd]") {
     std::string id = fdinfo_value(fdinfo, "eventfd-id");
     std::string count = fdinfo_value(fdinfo, "eventfd-count");
-    if (id.empty() || count.empty())
-      return base::make_error(who + " " + what + ": eventfd without eventfd-id in fdinfo " +
-                              "(kernel too old) is not supported");
+    std::string sem = fdinfo_value(fdinfo, "eventfd-semaphore");
+    if (id.empty() || count.empty() || sem.empty())
+      return base::make_error(who + " " + what +
+                              ": eventfd without eventfd-id and eventfd-semaphore in fdinfo " +
+                              "(kernel before 6.6) is not supported");
     std::string key = "eventfd:" + id;
     if (!objs_.count(key)) {
       ObjectImage o;
       o.key = key;
       o.kind = "eventfd";
       o.count = std::stoull(count, nullptr, 16);
-      o.semaphore = fdinfo_value(fdinfo, "eventfd-semaphore") == "1";
+      o.semaphore = sem == "1";
       objs_[key] = Obj{std::move(o), ""};
     }
     f.kind = "eventfd";

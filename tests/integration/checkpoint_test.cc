@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -575,9 +576,10 @@ TEST_F(CheckpointTest, MemfdSharedByTwoProcessesIsOneObjectAfterRestore) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
-// MAP_SHARED|MAP_ANONYMOUS memory inherited across fork: parent and child still share
-// it after restore (each sees the other's writes), with its contents.
-TEST_F(CheckpointTest, SharedAnonymousMemoryInheritedAcrossForkStaysShared) {
+// MAP_SHARED|MAP_ANONYMOUS memory and a MAP_SHARED regular file inherited across fork:
+// parent and child still share them after restore (each sees the other's writes), with
+// their contents.
+TEST_F(CheckpointTest, SharedAnonymousAndFileMemoryInheritedAcrossForkStaysShared) {
   Bundle b(rt);
   b.probe({"shanon"});
   std::string id = rt.new_id();
@@ -589,7 +591,7 @@ TEST_F(CheckpointTest, SharedAnonymousMemoryInheritedAcrossForkStaysShared) {
   RunResult ck = checkpoint(id, img / "image");
   ASSERT_EQ(ck.code, 0) << ck;
   kv = parse_kv(read_file(file));
-  long child = num_of(kv, "child"), round = num_of(kv, "round");
+  long child = num_of(kv, "child"), round = num_of(kv, "round"), fcount = num_of(kv, "file");
   RunResult r = restore(b, id, img / "image");
   ASSERT_EQ(r.code, 0) << r;
   kv = poll_kv(file, [&](auto& kv) {
@@ -597,6 +599,13 @@ TEST_F(CheckpointTest, SharedAnonymousMemoryInheritedAcrossForkStaysShared) {
   });
   EXPECT_GE(num_of(kv, "child"), child + 20) << "the parent does not see the child's writes";
   EXPECT_GE(num_of(kv, "echo"), round + 20) << "the child does not see the parent's writes";
+  // The MAP_SHARED regular file: mapped from the file again, its contents live there.
+  EXPECT_GE(num_of(kv, "file"), fcount + 20);
+  uint64_t in_file = 0;
+  std::string bytes = read_file(b.rootfs() + "/tmp/shfile");
+  ASSERT_EQ(bytes.size(), 8192u);
+  std::memcpy(&in_file, bytes.data(), 8);
+  EXPECT_GE(static_cast<long>(in_file), fcount + 20);
   EXPECT_EQ(kv["ok"], "1");
   EXPECT_EQ(rt.del(id, true).code, 0);
   EXPECT_EQ(leftovers(rt, b, id), "");
