@@ -763,5 +763,33 @@ TEST_F(CheckpointTest, UnlinkedFileWithoutItsDirectoryIsRefused) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// The unlinked file's old name is taken by another file at restore time: it comes back as
+// an O_TMPFILE in the same directory (still unlinked, same contents and offset) and the
+// other file is left alone.
+TEST_F(CheckpointTest, UnlinkedFileWhoseNameIsTakenComesBackAsATmpfile) {
+  Bundle b(rt);
+  b.probe({"unlinked"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/files";
+  auto kv = poll_kv(file, [](auto& kv) { return num_of(kv, "round") >= 10; });
+  ASSERT_EQ(kv["ok"], "1");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  long round = num_of(kv = parse_kv(read_file(file)), "round");
+  write_file(b.rootfs() + "/tmp/scratch", "someone else's\n");
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  kv = poll_kv(file, [&](auto& kv) { return num_of(kv, "round") >= round + 10; });
+  EXPECT_GE(num_of(kv, "round"), round + 10);
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(kv["nlink"], "0");
+  EXPECT_EQ(kv["link"].rfind("/tmp/#", 0), 0u) << kv["link"];
+  EXPECT_EQ(read_file(b.rootfs() + "/tmp/scratch"), "someone else's\n");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test

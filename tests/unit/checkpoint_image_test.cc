@@ -71,6 +71,53 @@ TEST(CheckpointImage, TaskRoundTrip) {
   EXPECT_TRUE(back->fds[0].cloexec);
 }
 
+TEST(CheckpointImage, ObjectsRoundTripAndAreOptional) {
+  TaskImage t;
+  t.uids = {0, 0, 0, 0};
+  t.gids = {0, 0, 0, 0};
+  VmaImage v;
+  v.start = 0x1000;
+  v.end = 0x3000;
+  v.perms = "rw-s";
+  v.object = "1:3f46";
+  t.vmas.push_back(v);
+  ObjectImage o;
+  o.key = "1:3f46";
+  o.kind = "memfd";
+  o.name = "cache";
+  o.size = 1 << 20;
+  o.mode = 0777;
+  o.seals = 0x6;
+  o.extents = {{0, 4096}, {65536, 8192}};
+  o.file = "object-0.img";
+  o.hash = 0xfedcba9876543210ULL;
+  t.objects.push_back(o);
+  ObjectImage e;
+  e.key = "eventfd:3";
+  e.kind = "eventfd";
+  e.count = 0x100000007ULL;
+  e.semaphore = true;
+  t.objects.push_back(e);
+  auto back = task_from_json(task_to_json(t));
+  ASSERT_TRUE(back.ok()) << back.error().text();
+  ASSERT_EQ(back->objects.size(), 2u);
+  EXPECT_EQ(back->vmas[0].object, "1:3f46");
+  EXPECT_EQ(back->objects[0].name, "cache");
+  EXPECT_EQ(back->objects[0].seals, 0x6u);
+  EXPECT_EQ(back->objects[0].extents, o.extents);
+  EXPECT_EQ(back->objects[0].hash, o.hash);
+  EXPECT_EQ(back->objects[1].count, 0x100000007ULL);
+  EXPECT_TRUE(back->objects[1].semaphore);
+  // A task without objects has neither field (older images load as before).
+  TaskImage plain;
+  plain.uids = plain.gids = {0, 0, 0, 0};
+  std::string text = task_to_json(plain);
+  EXPECT_EQ(text.find("\"objects\""), std::string::npos);
+  auto p = task_from_json(text);
+  ASSERT_TRUE(p.ok()) << p.error().text();
+  EXPECT_TRUE(p->objects.empty());
+}
+
 TEST(CheckpointImage, ManifestRefusesOtherFormats) {
   Manifest m;
   m.config = "{}";
