@@ -247,7 +247,7 @@ std::vector<uint32_t> id_list(const std::string& text) {
   return out;
 }
 
-Result<void> collect_creds(TaskInfo& t, const std::string& status) {
+Result<void> collect_creds(TaskInfo& t, const std::string& status, ObjectDump& objects) {
   t.img.uids = id_list(ZRUN_TRY(status_field(status, "Uid")));
   t.img.gids = id_list(ZRUN_TRY(status_field(status, "Gid")));
   t.img.groups = id_list(ZRUN_TRY(status_field(status, "Groups")));
@@ -266,6 +266,7 @@ Result<void> collect_creds(TaskInfo& t, const std::string& status) {
   if (t.img.uids.size() != 4 || t.img.gids.size() != 4)
     return base::make_error(who(t) + ": cannot parse credentials");
   auto exe = path_in_root(t.pid, proc(t.pid, "exe"));
+  if (!exe && ZRUN_TRY(objects.exe(t.pid, who(t), &t.img.exe_object))) return base::ok();
   if (!exe)
     return base::make_error(who(t) + ": executable " + fd_kind(exe.error().msg) +
                             " is not supported yet");
@@ -292,7 +293,7 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v, Object
   }
   t.img.umask =
       static_cast<uint32_t>(std::stoul(ZRUN_TRY(status_field(status, "Umask")), nullptr, 8));
-  ZRUN_TRY(collect_creds(t, status));
+  ZRUN_TRY(collect_creds(t, status, objects));
   auto st = ZRUN_TRY(stat_fields(t.pid));
   if (st.size() < 52) return base::make_error(who(t) + ": short /proc/PID/stat");
   if (st[3] == "Z") return base::sys_error(who(t) + " is a zombie", kTransient);

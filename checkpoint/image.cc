@@ -217,6 +217,7 @@ std::string task_to_json(const TaskImage& t) {
                   {"clear_tid", x.clear_tid}});
   j["threads"] = th;
   if (!t.objects.empty()) j["objects"] = t.objects;
+  if (!t.exe_object.empty()) j["exe_object"] = t.exe_object;
   return j.dump(1);
 }
 
@@ -319,6 +320,7 @@ Result<TaskImage> task_from_json(const std::string& text) {
       t.threads.push_back(std::move(x));
     }
     t.objects = j.value("objects", std::vector<ObjectImage>{});
+    t.exe_object = j.value("exe_object", "");
     return t;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse task image: ") + e.what());

@@ -115,7 +115,8 @@ struct TaskImage {
   uint64_t robust_list = 0, robust_len = 0, clear_tid = 0;
   uint32_t umask = 022;
   std::string cwd;
-  std::string exe;  // /proc/PID/exe inside the root
+  std::string exe;         // /proc/PID/exe inside the root
+  std::string exe_object;  // or: the exe is this object (a memfd, an unlinked file)
   // Credentials: real, effective, saved, fs ids; capability sets; no_new_privs.
   std::vector<uint32_t> uids, gids, groups;
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;

@@ -167,7 +167,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
     int prot = prot_of(v.perms);
     bool shared = v.perms[3] == 's';
     if (!v.object.empty()) {
-      long fd = ZRUN_TRY(objs.get(tr, v.object));
+      long fd = ZRUN_TRY(objs.get_for_map(tr, v.object, shared && (prot & PROT_WRITE)));
       ZRUN_TRY(tr.syscall_ok(("mmap object " + v.object).c_str(), SYS_mmap, v.start, len, prot,
                              (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, fd, v.offset));
     } else if (!v.path.empty()) {
@@ -192,7 +192,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
   return base::ok();
 }
 
-Result<void> restore_mm(Task& t) {
+Result<void> restore_mm(Task& t, ObjectRestore& objs) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   MmMap m{img.start_code,
@@ -210,9 +210,12 @@ Result<void> restore_mm(Task& t) {
           static_cast<uint32_t>(img.auxv.size()),
           static_cast<uint32_t>(-1)};
   if (img.auxv.size() > 2048) return base::make_error("auxv too large");
+  long exe =
+      !img.exe_object.empty()
+          ? ZRUN_TRY(objs.open_exe(tr, img.exe_object))
+          : ZRUN_TRY(tr.syscall_ok(("open `" + img.exe + "`").c_str(), SYS_openat, AT_FDCWD,
+                                   ZRUN_TRY(put_string(tr, img.exe, 3072)), O_RDONLY | O_CLOEXEC));
   ZRUN_TRY(tr.write_mem(tr.scratch() + 1024, img.auxv.data(), img.auxv.size()));
-  long exe = ZRUN_TRY(tr.syscall_ok(("open `" + img.exe + "`").c_str(), SYS_openat, AT_FDCWD,
-                                    ZRUN_TRY(put_string(tr, img.exe, 3072)), O_RDONLY | O_CLOEXEC));
   m.exe_fd = static_cast<uint32_t>(exe);
   ZRUN_TRY(tr.write_mem(tr.scratch(), &m, sizeof(m)));
   auto r = tr.syscall_ok("prctl PR_SET_MM_MAP", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, tr.scratch(),
@@ -464,7 +467,7 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, Pi
         tr.syscall_ok("rseq unregister", SYS_rseq, rc.ptr, rc.size, kRseqUnregister, rc.signature));
   objs.begin_task(*t.img, t.host);
   ZRUN_TRY(rebuild_memory(t, cur, dir, objs));
-  ZRUN_TRY(restore_mm(t));
+  ZRUN_TRY(restore_mm(t, objs));
   ZRUN_TRY(restore_signals(t));
   ZRUN_TRY(restore_fds(t, pipes, objs));
   ZRUN_TRY(objs.end_task(tr));

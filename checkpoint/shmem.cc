@@ -25,6 +25,7 @@ using base::Result;
 namespace {
 
 constexpr std::string_view kDeleted = " (deleted)";
+constexpr const char* kReadOnly = "#ro";  // tmp_ key suffix of a read-only fd
 
 std::string proc(pid_t pid, const std::string& rest) {
   return "/proc/" + std::to_string(pid) + "/" + rest;
@@ -146,6 +147,12 @@ Result<bool> ObjectDump::mapping(pid_t pid, const std::string& who, const Vma& v
   return !key->empty();
 }
 
+Result<bool> ObjectDump::exe(pid_t pid, const std::string& who, std::string* key) {
+  *key = ZRUN_TRY(classify(who, "executable", proc(pid, "exe"), pid));
+  if (!key->empty() && objs_[*key].img.kind == "shmem") key->clear();
+  return !key->empty();
+}
+
 Result<void> ObjectDump::save(const std::string& dir) {
   int n = 0;
   std::vector<char> buf(kHashChunk);
@@ -203,6 +210,7 @@ void ObjectDump::attach(TaskImage& img) {
     if (!v.object.empty()) take(v.object);
   for (auto& f : img.fds)
     if (ObjectRestore::handles(f.kind)) take(f.path);
+  if (!img.exe_object.empty()) take(img.exe_object);
 }
 
 // --- restore --------------------------------------------------------------------------
@@ -322,6 +330,21 @@ Result<void> ObjectRestore::fill(Obj& o, int tmp_fd) {
   return base::ok();
 }
 
+// Mappings that cannot write to the object are made from a read-only fd: a mapping keeps
+// its file open, and a writable one would count as a writer (an executable must have none).
+Result<long> ObjectRestore::get_for_map(Tracee& tr, const std::string& key, bool write) {
+  long rw = ZRUN_TRY(get(tr, key));
+  if (write) return rw;
+  std::string ro_key = key + kReadOnly;
+  if (auto it = tmp_.find(ro_key); it != tmp_.end()) return it->second;
+  std::string self = "/proc/self/fd/" + std::to_string(rw);
+  long r = ZRUN_TRY(tr.syscall_ok(("open `" + self + "`").c_str(), SYS_openat, AT_FDCWD,
+                                  ZRUN_TRY(put(tr, self)), O_RDONLY | O_CLOEXEC));
+  long fd = ZRUN_TRY(lift(tr, r, base_fd_));
+  tmp_[ro_key] = fd;
+  return fd;
+}
+
 Result<long> ObjectRestore::get(Tracee& tr, const std::string& key) {
   if (auto it = tmp_.find(key); it != tmp_.end()) return it->second;
   auto it = objs_.find(key);
@@ -332,8 +355,12 @@ Result<long> ObjectRestore::get(Tracee& tr, const std::string& key) {
   if (o.holder.empty()) {
     fd = ZRUN_TRY(create(tr, o));
   } else {
-    long r = ZRUN_TRY(tr.syscall_ok(("open `" + o.holder + "`").c_str(), SYS_openat, AT_FDCWD,
-                                    ZRUN_TRY(put(tr, o.holder)), O_RDWR | O_CLOEXEC));
+    long r =
+        ZRUN_TRY(tr.syscall(SYS_openat, AT_FDCWD, ZRUN_TRY(put(tr, o.holder)), O_RDWR | O_CLOEXEC));
+    if (r == -ETXTBSY)  // an executable: no writer allowed
+      r = ZRUN_TRY(
+          tr.syscall(SYS_openat, AT_FDCWD, ZRUN_TRY(put(tr, o.holder)), O_RDONLY | O_CLOEXEC));
+    if (r < 0) return base::sys_error("open `" + o.holder + "`", static_cast<int>(-r));
     fd = ZRUN_TRY(lift(tr, r, base_fd_));
   }
   tmp_[key] = fd;
@@ -386,10 +413,37 @@ Result<void> ObjectRestore::install_fd(Tracee& tr, const FdImage& f, int keep_fl
   return base::ok();
 }
 
+// The kernel refuses an exe file that anyone has open for writing (EACCES): the task's
+// temporary fd and the restorer's own go first (memfd seals are added now, while we still
+// can); later opens of the object find it through this task, read-only where writing is
+// refused (ETXTBSY).
+Result<long> ObjectRestore::open_exe(Tracee& tr, const std::string& key) {
+  long tmp = ZRUN_TRY(get(tr, key));
+  std::string self = "/proc/self/fd/" + std::to_string(tmp);
+  long fd = ZRUN_TRY(tr.syscall_ok(("open `" + self + "`").c_str(), SYS_openat, AT_FDCWD,
+                                   ZRUN_TRY(put(tr, self)), O_RDONLY | O_CLOEXEC));
+  auto& o = objs_[key];
+  if (o.holder.empty()) {
+    for (auto& v : task_->vmas)
+      if (o.holder.empty() && v.object == key)
+        o.holder = "/proc/" + std::to_string(task_->vpid) + "/map_files/" + hex(v.start) + "-" +
+                   hex(v.end);
+    if (o.holder.empty()) o.holder = "/proc/" + std::to_string(task_->vpid) + "/exe";
+  }
+  ZRUN_TRY(tr.syscall(SYS_close, tmp));
+  tmp_.erase(key);
+  if (o.ours) {
+    ZRUN_TRY(seal(o));
+    o.ours.reset();
+  }
+  return fd;
+}
+
 Result<void> ObjectRestore::end_task(Tracee& tr) {
   for (auto& [key, fd] : tmp_) {
-    auto& o = objs_[key];
-    if (o.holder.empty()) {
+    auto it = objs_.find(key);  // not for the read-only fds ("<key>#ro")
+    if (it != objs_.end() && it->second.holder.empty()) {
+      auto& o = it->second;
       for (auto& f : task_->fds)
         if (f.path == key && ObjectRestore::handles(f.kind)) {
           o.holder = "/proc/" + std::to_string(task_->vpid) + "/fd/" + std::to_string(f.fd);
@@ -406,13 +460,17 @@ Result<void> ObjectRestore::end_task(Tracee& tr) {
   return base::ok();
 }
 
+Result<void> ObjectRestore::seal(Obj& o) {
+  if (o.img->kind != "memfd" || !o.img->seals) return base::ok();
+  if (::fcntl(o.ours.get(), F_ADD_SEALS, o.img->seals) < 0)
+    return base::sys_error("memfd `" + o.img->name + "`: add seals " +
+                           std::to_string(o.img->seals));
+  return base::ok();
+}
+
 Result<void> ObjectRestore::finish() {
-  for (auto& [key, o] : objs_) {
-    if (!o.img || !o.ours || o.img->kind != "memfd") continue;
-    unsigned seals = o.img->seals;
-    if (seals && ::fcntl(o.ours.get(), F_ADD_SEALS, seals) < 0)
-      return base::sys_error("memfd `" + o.img->name + "`: add seals " + std::to_string(seals));
-  }
+  for (auto& [key, o] : objs_)
+    if (o.img && o.ours) ZRUN_TRY(seal(o));
   return base::ok();
 }
 

@@ -39,6 +39,9 @@ class ObjectDump {
   // true and *key set when it is mapped from an object.
   base::Result<bool> mapping(pid_t pid, const std::string& who, const Vma& v,
                              const std::string& magic, std::string* key);
+  // /proc/PID/exe when it is not a file inside the root: true and *key set when it is an
+  // object (a memfd, an unlinked file).
+  base::Result<bool> exe(pid_t pid, const std::string& who, std::string* key);
   // Once every check passed: write each object's contents into `dir`.
   base::Result<void> save(const std::string& dir);
   // In creation order: the objects `img` is the first to refer to go into img.objects.
@@ -65,8 +68,12 @@ class ObjectRestore {
   // An fd of object `key` in the task (O_RDWR, close-on-exec, temporary): created in
   // the first task that refers to it, opened through that task elsewhere.
   base::Result<long> get(Tracee& tr, const std::string& key);
+  // The fd to mmap the object from: read-only unless the mapping is shared and writable.
+  base::Result<long> get_for_map(Tracee& tr, const std::string& key, bool write);
   // Install a saved fd of an object kind.
   base::Result<void> install_fd(Tracee& tr, const FdImage& f, int keep_flags);
+  // A read-only fd of object `key` for PR_SET_MM_MAP's exe_fd (the caller closes it).
+  base::Result<long> open_exe(Tracee& tr, const std::string& key);
   // Close the task's temporary fds; later tasks find its objects through its saved
   // fds and mappings.
   base::Result<void> end_task(Tracee& tr);
@@ -83,6 +90,7 @@ class ObjectRestore {
   };
   base::Result<long> create(Tracee& tr, Obj& o);
   base::Result<void> fill(Obj& o, int tmp_fd);
+  base::Result<void> seal(Obj& o);
   std::string dir_;
   std::map<std::string, Obj> objs_;
   const TaskImage* task_ = nullptr;

@@ -791,5 +791,43 @@ TEST_F(CheckpointTest, UnlinkedFileWhoseNameIsTakenComesBackAsATmpfile) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// A process whose executable is a memfd (execveat of it) or an unlinked file: the exe
+// object comes back (PR_SET_MM_MAP with an fd of it) and the process keeps running.
+TEST_F(CheckpointTest, ExecutableThatIsAMemfdOrAnUnlinkedFileIsRestored) {
+  for (std::string how : {"memfd", "deleted"}) {
+    SCOPED_TRACE(how);
+    Bundle b(rt);
+    b.probe({"reexec", how});
+    std::string id = rt.new_id();
+    ASSERT_NO_FATAL_FAILURE(start(b, id));
+    std::string file = b.rootfs() + "/tmp/pattern";
+    ASSERT_TRUE(wait_for_file(file, 10s)) << b.err();
+    pid_t pid = rt.state_json(id)["pid"];
+    char link[4096] = "";
+    std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+    ssize_t n = ::readlink(exe.c_str(), link, sizeof(link) - 1);
+    ASSERT_GT(n, 0);
+    std::string before(link, static_cast<size_t>(n));
+    EXPECT_NE(before.find("(deleted)"), std::string::npos) << before;
+    TempDir img;
+    RunResult ck = checkpoint(id, img / "image");
+    ASSERT_EQ(ck.code, 0) << ck;
+    auto at_dump = parse_kv(read_file(file));
+    long round = num_of(at_dump, "round");
+    RunResult r = restore(b, id, img / "image");
+    ASSERT_EQ(r.code, 0) << r;
+    auto kv = poll_kv(file, [&](auto& kv) { return num_of(kv, "round") >= round + 3; });
+    EXPECT_GE(num_of(kv, "round"), round + 3);
+    EXPECT_EQ(kv["ok"], "1");
+    pid = rt.state_json(id)["pid"];
+    exe = "/proc/" + std::to_string(pid) + "/exe";
+    n = ::readlink(exe.c_str(), link, sizeof(link) - 1);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(link, static_cast<size_t>(n)), before);
+    EXPECT_EQ(rt.del(id, true).code, 0);
+    EXPECT_EQ(leftovers(rt, b, id), "");
+  }
+}
+
 }  // namespace
 }  // namespace zrun::test

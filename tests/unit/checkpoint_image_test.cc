@@ -98,6 +98,7 @@ TEST(CheckpointImage, ObjectsRoundTripAndAreOptional) {
   e.count = 0x100000007ULL;
   e.semaphore = true;
   t.objects.push_back(e);
+  t.exe_object = "1:3f46";
   auto back = task_from_json(task_to_json(t));
   ASSERT_TRUE(back.ok()) << back.error().text();
   ASSERT_EQ(back->objects.size(), 2u);
@@ -108,6 +109,7 @@ TEST(CheckpointImage, ObjectsRoundTripAndAreOptional) {
   EXPECT_EQ(back->objects[0].hash, o.hash);
   EXPECT_EQ(back->objects[1].count, 0x100000007ULL);
   EXPECT_TRUE(back->objects[1].semaphore);
+  EXPECT_EQ(back->exe_object, "1:3f46");
   // A task without objects has neither field (older images load as before).
   TaskImage plain;
   plain.uids = plain.gids = {0, 0, 0, 0};
@@ -116,6 +118,7 @@ TEST(CheckpointImage, ObjectsRoundTripAndAreOptional) {
   auto p = task_from_json(text);
   ASSERT_TRUE(p.ok()) << p.error().text();
   EXPECT_TRUE(p->objects.empty());
+  EXPECT_TRUE(p->exe_object.empty());
 }
 
 TEST(CheckpointImage, ManifestRefusesOtherFormats) {
