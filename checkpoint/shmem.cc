@@ -132,7 +132,7 @@ Result<bool> ObjectDump::fd(pid_t pid, const std::string& who, FdImage& f,
   if (key.empty()) return false;
   f.kind = objs_[key].img.kind;
   f.path = key;
-  if ((f.flags & O_ACCMODE) == O_ACCMODE || (f.flags & O_PATH))
+  if (f.flags & O_PATH)
     return base::make_error(who + " " + what + ": an O_PATH fd of `" + link +
                             "` is not supported yet");
   return true;

@@ -829,5 +829,30 @@ TEST_F(CheckpointTest, ExecutableThatIsAMemfdOrAnUnlinkedFileIsRestored) {
   }
 }
 
+// A memfd on hugetlbfs is refused, naming the task and the fd; the container keeps running.
+TEST_F(CheckpointTest, HugetlbMemfdIsRefused) {
+  Bundle b(rt);
+  b.probe({"memfd-huge"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  for (int i = 0; i < 200 && b.out().find("hugetlb=") == std::string::npos; i++)
+    std::this_thread::sleep_for(20ms);
+  auto kv = parse_kv(b.out());
+  ASSERT_FALSE(kv["hugetlb"].empty()) << b.err();
+  if (kv["hugetlb"] == "-1") {
+    rt.del(id, true);
+    GTEST_SKIP() << "memfd_create(MFD_HUGETLB) fails on this kernel";
+  }
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "checkpoint `" + id +
+                       "`: pid 1 (zrun-probe) fd 3: `/memfd:huge (deleted)` on hugetlbfs is not "
+                       "supported yet");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
