@@ -41,11 +41,13 @@ struct VmaImage {
   bool pages = false;   // contents dumped
   uint64_t page_offset = 0;
   uint64_t hash = 0;
+  int64_t shmid = -1;  // a SysV shm attachment (ipc.h): the segment's id; no bytes here
 };
 
 struct FdImage {
   int fd = 0;
-  std::string kind;  // "file", "inherit" (container stdio from the engine), "pipe"
+  std::string kind;  // "file", "inherit" (container stdio from the engine), "pipe",
+                     // "mqueue" (an mqd_t: path is the queue's name, "/q")
   std::string path;  // pipe: "pipe:[ino]", the same for both ends of one pipe
   int flags = 0;
   int64_t pos = 0;
@@ -122,6 +124,7 @@ struct Manifest {
   std::string cgroup;                // the cgroup record
   std::string hostname, domainname;  // of the container's UTS namespace at dump time
   std::vector<TaskRef> tasks;        // creation order: a parent before its children
+  std::string ipc;                   // JSON text of the IPC namespace's objects (ipc.h), or ""
 };
 
 // Writers: task JSON returned as text (hashed into the manifest by the caller).

@@ -18,6 +18,7 @@
 #include "base/scope_exit.h"
 #include "base/sys.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/ipc.h"
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
@@ -164,6 +165,12 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
     uint64_t len = v.end - v.start;
     int prot = prot_of(v.perms);
     bool shared = v.perms[3] == 's';
+    if (v.shmid >= 0) {
+      ZRUN_TRY(attach_shm(tr, v, [&](uint64_t n) {  // the segment: created by restore_ipc
+        return find_gap(cur, img, n, tr.area(), Tracee::kAreaSize);
+      }));
+      continue;
+    }
     if (!v.path.empty()) {
       auto path = ZRUN_TRY(put_string(tr, v.path));
       int oflags = (shared && (prot & PROT_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC;
@@ -318,6 +325,10 @@ Result<void> restore_fds(Task& t, PipeTable& pipes) {
     }
     if (f.kind == "pipe") {
       ZRUN_TRY_CTX(restore_pipe(t, f, pipes, kKeep), "fd " + std::to_string(f.fd));
+      continue;
+    }
+    if (f.kind == "mqueue") {
+      ZRUN_TRY_CTX(open_mqueue_fd(tr, f), "fd " + std::to_string(f.fd));
       continue;
     }
     auto path = ZRUN_TRY(put_string(tr, f.path));
@@ -533,9 +544,11 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
     ZRUN_TRY(t.tracee.wait_stop());
     for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
   }
+  ZRUN_TRY_CTX(restore_ipc(init_pid, img), "restore the IPC namespace");
   PipeTable pipes;
   for (auto& t : tasks)
     ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes), "restore " + who(*t.img));
+  ZRUN_TRY_CTX(finish_ipc(init_pid, img), "restore the IPC namespace");
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));

@@ -481,5 +481,131 @@ TEST_F(CheckpointTest, UnsupportedFlagsAreClearErrors) {
   expect_error(r, "restore `x`: read image");
 }
 
+// The IPC namespace (docs/checkpoint.md "IPC"): `zrun-probe ipc` reads /tmp/ipc until
+// `pred` holds (or 10 s).
+std::map<std::string, std::string> wait_ipc(
+    const Bundle& b, const std::function<bool(std::map<std::string, std::string>&)>& pred) {
+  std::map<std::string, std::string> kv;
+  for (int i = 0; i < 200; i++) {
+    kv = parse_kv(read_file(b.rootfs() + "/tmp/ipc"));
+    if (!kv["round"].empty() && pred(kv)) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return kv;
+}
+
+// The probe's SysV shm segment (attached rw and read-only, a counter it keeps bumping and
+// a pattern), a segment marked for destruction while attached, a semaphore set, a message
+// queue of typed messages and a POSIX queue (open in the probe): all come back with their
+// ids, contents and attachments, and the counter continues.
+TEST_F(CheckpointTest, IpcNamespaceObjectsSurviveWithTheirIds) {
+  Bundle b(rt);
+  b.probe({"ipc"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  auto before = wait_ipc(b, [](auto& kv) { return std::stol(kv["round"]) >= 5; });
+  ASSERT_EQ(before["ok"], "1") << read_file(b.rootfs() + "/tmp/ipc");
+  // Not a fresh namespace's ids (those start at 0): the restore must set them.
+  for (auto k : {"shm", "sem", "msg"}) EXPECT_EQ(before[k], "1") << k;
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  auto at_dump = parse_kv(read_file(b.rootfs() + "/tmp/ipc"));
+  long counter = std::stol(at_dump["counter"]);
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  ASSERT_TRUE(manifest.contains("ipc")) << manifest.dump(1);
+  EXPECT_EQ(manifest["ipc"]["shm"].size(), 2u);
+  EXPECT_EQ(manifest["ipc"]["sem"].size(), 1u);
+  ASSERT_EQ(manifest["ipc"]["msg"].size(), 1u);
+  EXPECT_EQ(manifest["ipc"]["msg"][0]["msgs"].size(), 5u);
+  ASSERT_EQ(manifest["ipc"]["mqueue"].size(), 1u);
+  EXPECT_EQ(manifest["ipc"]["mqueue"][0]["name"], "zrunq");
+
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  auto after = wait_ipc(b, [&](auto& kv) { return std::stol(kv["counter"]) >= counter + 20; });
+  EXPECT_GE(std::stol(after["counter"]), counter + 20) << read_file(b.rootfs() + "/tmp/ipc");
+  EXPECT_EQ(after["ok"], "1");
+  EXPECT_EQ(after["same"], "1");
+  for (auto k : {"shm", "sem", "msg", "rw"}) EXPECT_EQ(after[k], at_dump[k]) << k;
+  // The segments, as the pod sees them: same ids, keys, sizes, and the destroyed one
+  // still marked (mode 1600) with one attachment.
+  RunResult shm = rt.exec({"exec", id, "cat", "/proc/sysvipc/shm"});
+  ASSERT_EQ(shm.code, 0) << shm;
+  EXPECT_NE(shm.out.find("1515345230          1   640                 12388"), std::string::npos)
+      << shm.out;
+  EXPECT_NE(shm.out.find("         0          2  1600                  8192"), std::string::npos)
+      << shm.out;
+  RunResult mq = rt.exec({"exec", id, "cat", "/dev/mqueue/zrunq"});
+  EXPECT_NE(mq.out.find("QSIZE:3 "), std::string::npos) << mq;
+  // Every message in its order, with its type / priority.
+  write_file(b.rootfs() + "/tmp/drain", "");
+  auto drained = wait_ipc(b, [](auto& kv) { return !kv["drained"].empty(); });
+  EXPECT_EQ(drained["drained"], "3:msg-0,1:msg-1,4:msg-2,1:msg-3,5:msg-4,|5:b,1:a,1:c,");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// Two restores of one image side by side: each pod has its own IPC namespace with the
+// same ids, and a counter of its own in its own segment.
+TEST_F(CheckpointTest, IpcImageRestoresTwiceSideBySide) {
+  Bundle b(rt);
+  b.probe({"ipc"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  auto before = wait_ipc(b, [](auto& kv) { return std::stol(kv["round"]) >= 3; });
+  ASSERT_EQ(before["ok"], "1");
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image", {"--leave-running"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  EXPECT_EQ(rt.status(id), "running");
+  Bundle b1(rt), b2(rt);
+  b1.probe({"ipc"});
+  b2.probe({"ipc"});
+  std::string id1 = rt.new_id("clone"), id2 = rt.new_id("clone");
+  RunResult r1 = restore(b1, id1, img / "image");
+  ASSERT_EQ(r1.code, 0) << r1;
+  RunResult r2 = restore(b2, id2, img / "image");
+  ASSERT_EQ(r2.code, 0) << r2;
+  long saved = std::stol(before["counter"]);
+  for (auto* bb : {&b1, &b2}) {
+    auto kv = wait_ipc(*bb, [&](auto& kv) { return std::stol(kv["counter"]) >= saved + 20; });
+    EXPECT_GE(std::stol(kv["counter"]), saved + 20);
+    EXPECT_EQ(kv["ok"], "1");
+    EXPECT_EQ(kv["same"], "1");
+    EXPECT_EQ(kv["shm"], before["shm"]);
+  }
+  pid_t p1 = rt.state_json(id1)["pid"], p2 = rt.state_json(id2)["pid"];
+  EXPECT_NE(pid_ns_inode(p1, "ipc"), pid_ns_inode(p2, "ipc"));
+  // The original is untouched: still counting, its queue still full.
+  auto orig = wait_ipc(b, [&](auto& kv) { return std::stol(kv["counter"]) >= saved + 20; });
+  EXPECT_EQ(orig["ok"], "1");
+  for (auto& i : {id, id1, id2}) EXPECT_EQ(rt.del(i, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b1, id1), "");
+  EXPECT_EQ(leftovers(rt, b2, id2), "");
+}
+
+// A POSIX queue with an mq_notify registration cannot be saved (the kernel would fire
+// it when the engine puts the messages back): refused before anything is changed; the
+// queue keeps its message.
+TEST_F(CheckpointTest, MqueueNotifyIsRefusedAndTheQueueIsKept) {
+  Bundle b(rt);
+  b.probe({"ipc-notify"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.out_path()));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "checkpoint `" + id +
+                       "`: IPC namespace: POSIX message queue `/zrunq`: an mq_notify "
+                       "registration is not supported yet");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  RunResult mq = rt.exec({"exec", id, "cat", "/dev/mqueue/zrunq"});
+  EXPECT_NE(mq.out.find("QSIZE:4 "), std::string::npos) << mq;
+  EXPECT_NE(mq.out.find("NOTIFY_PID:1"), std::string::npos) << mq;
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
 }  // namespace
 }  // namespace zrun::test
