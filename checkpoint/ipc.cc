@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -35,7 +36,7 @@ namespace {
 // Missing from older headers.
 constexpr int kShmStatAny = 15, kSemStatAny = 20, kMsgStatAny = 13;
 constexpr int kMsgCopy = 040000;
-constexpr long kMqueueMagic = 0x19800202;
+constexpr long kMqueueMagic = 0x19800202, kHugetlbfsMagic = 0x958458f6;
 constexpr unsigned kShmDest = 01000, kShmLocked = 02000;
 
 struct ShmSeg {
@@ -145,6 +146,20 @@ Result<std::string> in_ipc_ns(pid_t pid, bool mounts,
 
 // ---- dump (in the child) ----
 
+// Is our mapping at `p` a file of hugetlbfs (a SHM_HUGETLB segment)?
+bool on_hugetlbfs(const void* p) {
+  char prefix[32];
+  std::snprintf(prefix, sizeof(prefix), "%lx-", reinterpret_cast<unsigned long>(p));
+  auto names = base::list_dir("/proc/self/map_files");
+  if (!names) return false;
+  for (auto& n : *names) {
+    struct statfs sf {};
+    if (base::starts_with(n, prefix) && ::statfs(("/proc/self/map_files/" + n).c_str(), &sf) == 0)
+      return static_cast<long>(sf.f_type) == kHugetlbfsMagic;
+  }
+  return false;
+}
+
 Result<void> read_shm(const std::string& dir, Ipc& ipc) {
   struct shm_info info {};
   int max = ::shmctl(0, SHM_INFO, reinterpret_cast<shmid_ds*>(&info));
@@ -166,6 +181,11 @@ Result<void> read_shm(const std::string& dir, Ipc& ipc) {
     void* p = ::shmat(id, nullptr, SHM_RDONLY);
     if (p == reinterpret_cast<void*>(-1))
       return base::sys_error("SysV shared memory " + std::to_string(id) + ": shmat");
+    if (on_hugetlbfs(p)) {
+      ::shmdt(p);
+      return base::make_error("SysV shared memory " + std::to_string(id) +
+                              ": SHM_HUGETLB is not supported yet");
+    }
     std::string_view bytes(static_cast<const char*>(p), s.size);
     s.file = "shm-" + std::to_string(id) + ".img";
     s.hash = hex64(hash64(bytes.data(), bytes.size()));

@@ -494,10 +494,11 @@ std::map<std::string, std::string> wait_ipc(
   return kv;
 }
 
-// The probe's SysV shm segment (attached rw and read-only, a counter it keeps bumping and
-// a pattern), a segment marked for destruction while attached, a semaphore set, a message
-// queue of typed messages and a POSIX queue (open in the probe): all come back with their
-// ids, contents and attachments, and the counter continues.
+// The probe's SysV shm segment (attached rw and read-only, both partly: a page unmapped,
+// a page mprotect'ed; a counter it keeps bumping and a pattern; a child shares the
+// attachments and waits in msgrcv), a segment marked for destruction while attached, a semaphore
+// set, a message queue of typed messages and a POSIX queue (open in the probe): all come back with
+// their ids, contents and attachments, and the counter continues.
 TEST_F(CheckpointTest, IpcNamespaceObjectsSurviveWithTheirIds) {
   Bundle b(rt);
   b.probe({"ipc"});
@@ -507,6 +508,20 @@ TEST_F(CheckpointTest, IpcNamespaceObjectsSurviveWithTheirIds) {
   ASSERT_EQ(before["ok"], "1") << read_file(b.rootfs() + "/tmp/ipc");
   // Not a fresh namespace's ids (those start at 0): the restore must set them.
   for (auto k : {"shm", "sem", "msg"}) EXPECT_EQ(before[k], "1") << k;
+  // The attachments as /proc/PID/maps shows them (address, protection, offset, id).
+  auto sysv_maps = [&] {
+    pid_t pid = rt.state_json(id)["pid"];
+    std::string out, maps = read_file("/proc/" + std::to_string(pid) + "/maps");
+    for (size_t a = 0, e; a < maps.size(); a = e + 1) {
+      e = maps.find('\n', a);
+      std::string line = maps.substr(a, e - a);
+      if (line.find("/SYSV") != std::string::npos) out += line + "\n";
+    }
+    return out;
+  };
+  std::string maps_before = sysv_maps();
+  EXPECT_NE(maps_before.find(" r--s 00001000 "), std::string::npos) << maps_before;
+  EXPECT_NE(maps_before.find(" r--s 00003000 "), std::string::npos) << maps_before;
   TempDir img;
   RunResult ck = checkpoint(id, img / "image");
   ASSERT_EQ(ck.code, 0) << ck;
@@ -528,6 +543,7 @@ TEST_F(CheckpointTest, IpcNamespaceObjectsSurviveWithTheirIds) {
   EXPECT_EQ(after["ok"], "1");
   EXPECT_EQ(after["same"], "1");
   for (auto k : {"shm", "sem", "msg", "rw"}) EXPECT_EQ(after[k], at_dump[k]) << k;
+  EXPECT_EQ(sysv_maps(), maps_before);
   // The segments, as the pod sees them: same ids, keys, sizes, and the destroyed one
   // still marked (mode 1600) with one attachment.
   RunResult shm = rt.exec({"exec", id, "cat", "/proc/sysvipc/shm"});
@@ -542,6 +558,11 @@ TEST_F(CheckpointTest, IpcNamespaceObjectsSurviveWithTheirIds) {
   write_file(b.rootfs() + "/tmp/drain", "");
   auto drained = wait_ipc(b, [](auto& kv) { return !kv["drained"].empty(); });
   EXPECT_EQ(drained["drained"], "3:msg-0,1:msg-1,4:msg-2,1:msg-3,5:msg-4,|5:b,1:a,1:c,");
+  // The child, blocked in msgrcv(type 77) at checkpoint, waits again and gets it.
+  EXPECT_TRUE(wait_for_file(b.rootfs() + "/tmp/ipc-child"));
+  for (int i = 0; i < 100 && read_file(b.rootfs() + "/tmp/ipc-child").empty(); i++)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(read_file(b.rootfs() + "/tmp/ipc-child"), "wake");
   EXPECT_EQ(rt.del(id, true).code, 0);
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
