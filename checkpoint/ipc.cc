@@ -6,7 +6,6 @@
 #include <sched.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -111,10 +110,9 @@ std::string ns_link(pid_t pid) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
-// Run `fn` in a child of zrun that joined the IPC namespace of `pid` (with `mounts`, also
-// a private mount namespace of its own); its text or its error comes back.
-Result<std::string> in_ipc_ns(pid_t pid, bool mounts,
-                              const std::function<Result<std::string>()>& fn) {
+// Run `fn` in a child of zrun that joined the IPC namespace of `pid`; its text or its
+// error comes back.
+Result<std::string> in_ipc_ns(pid_t pid, const std::function<Result<std::string>()>& fn) {
   auto ns = ZRUN_TRY(base::open_file("/proc/" + std::to_string(pid) + "/ns/ipc", O_RDONLY));
   int p[2];
   if (::pipe2(p, O_CLOEXEC) < 0) return base::sys_error("pipe");
@@ -126,9 +124,6 @@ Result<std::string> in_ipc_ns(pid_t pid, bool mounts,
     Result<std::string> r = std::string();
     if (::setns(ns.get(), CLONE_NEWIPC) < 0)
       r = base::sys_error("join the container's IPC namespace");
-    else if (mounts && (::unshare(CLONE_NEWNS) < 0 ||
-                        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0))
-      r = base::sys_error("private mount namespace");
     else
       r = fn();
     std::string out = r ? "O" + *r : "E" + r.error().text();
@@ -312,14 +307,22 @@ Result<void> read_one_mqueue(const std::string& mnt, const std::string& name, Ip
   return base::ok();
 }
 
-Result<void> read_mqueues(const std::string& dir, Ipc& ipc) {
-  std::string mnt = dir + "/.mqueue";
-  if (::mkdir(mnt.c_str(), 0700) < 0 && errno != EEXIST) return base::sys_error("mkdir " + mnt);
-  if (::mount("mqueue", mnt.c_str(), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
-    return base::sys_error("mount the container's mqueue fs");
-  auto names = ZRUN_TRY(base::list_dir(mnt));
+// The namespace's mqueue fs as a detached mount (fsopen + fsmount: the instance of our
+// IPC namespace, attached nowhere, gone with the fd), read through /proc/self/fd/N.
+Result<void> read_mqueues(Ipc& ipc) {
+  constexpr unsigned kFsopenCloexec = 1, kFsmountCloexec = 1, kFsconfigCmdCreate = 6;
+  long fs = ::syscall(SYS_fsopen, "mqueue", kFsopenCloexec);
+  if (fs < 0) return base::sys_error("fsopen mqueue");
+  base::UniqueFd fs_fd(static_cast<int>(fs));
+  if (::syscall(SYS_fsconfig, fs, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0)
+    return base::sys_error("create an mqueue fs instance");
+  long mnt = ::syscall(SYS_fsmount, fs, kFsmountCloexec, 0);
+  if (mnt < 0) return base::sys_error("fsmount mqueue");
+  base::UniqueFd mnt_fd(static_cast<int>(mnt));
+  std::string dir = "/proc/self/fd/" + std::to_string(mnt);
+  auto names = ZRUN_TRY(base::list_dir(dir));
   std::sort(names.begin(), names.end());
-  for (auto& n : names) ZRUN_TRY(read_one_mqueue(mnt, n, ipc));
+  for (auto& n : names) ZRUN_TRY(read_one_mqueue(dir, n, ipc));
   return base::ok();
 }
 
@@ -476,16 +479,16 @@ Result<std::string> dump_ipc(pid_t init_pid, const std::vector<IpcUser>& users,
                               "namespace) is not supported");
   }
   if (shared) return std::string();  // the host's objects are not the container's
-  auto read = in_ipc_ns(init_pid, true, [&]() -> Result<std::string> {
-    Ipc ipc;
-    ZRUN_TRY(read_sem(ipc));
-    ZRUN_TRY(read_msg(ipc));
-    ZRUN_TRY(read_mqueues(dir, ipc));
-    ZRUN_TRY(read_shm(dir, ipc));
-    return nlohmann::json(ipc).dump();
-  });
-  ::rmdir((dir + "/.mqueue").c_str());  // the child's mount point (its mount died with it)
-  auto text = ZRUN_TRY_CTX(std::move(read), "IPC namespace");
+  auto text = ZRUN_TRY_CTX(in_ipc_ns(init_pid,
+                                     [&]() -> Result<std::string> {
+                                       Ipc ipc;
+                                       ZRUN_TRY(read_sem(ipc));
+                                       ZRUN_TRY(read_msg(ipc));
+                                       ZRUN_TRY(read_mqueues(ipc));
+                                       ZRUN_TRY(read_shm(dir, ipc));
+                                       return nlohmann::json(ipc).dump();
+                                     }),
+                           "IPC namespace");
   auto ipc = ZRUN_TRY(parse_ipc(text));
   std::set<uint64_t> shm;
   for (auto& s : ipc.shm) shm.insert(static_cast<uint64_t>(s.id));
@@ -512,7 +515,7 @@ Result<void> restore_ipc(pid_t init_pid, const Image& img) {
   if (ns_link(init_pid) == ns_link(::getpid()))
     return base::make_error(
         "the image has IPC objects but the bundle gives the container no IPC namespace");
-  ZRUN_TRY(in_ipc_ns(init_pid, false, [&]() -> Result<std::string> {
+  ZRUN_TRY(in_ipc_ns(init_pid, [&]() -> Result<std::string> {
     ::umask(0);
     for (auto& s : ipc.shm) ZRUN_TRY(create_shm(img.dir, s));
     for (auto& s : ipc.sem) ZRUN_TRY(create_sem(s));
@@ -528,7 +531,7 @@ Result<void> finish_ipc(pid_t init_pid, const Image& img) {
   auto ipc = ZRUN_TRY(parse_ipc(img.manifest.ipc));
   bool any = std::any_of(ipc.shm.begin(), ipc.shm.end(), [](auto& s) { return s.destroyed; });
   if (!any) return base::ok();
-  ZRUN_TRY(in_ipc_ns(init_pid, false, [&]() -> Result<std::string> {
+  ZRUN_TRY(in_ipc_ns(init_pid, [&]() -> Result<std::string> {
     for (auto& s : ipc.shm)
       if (s.destroyed && ::shmctl(s.id, IPC_RMID, nullptr) < 0)
         return base::sys_error("SysV shared memory " + std::to_string(s.id) + ": IPC_RMID");

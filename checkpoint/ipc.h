@@ -2,10 +2,9 @@
 // memory segments (with their attachments in the tasks), semaphore sets and message
 // queues, and POSIX message queues, all restored with the same ids/names.
 //
-// Dump: a child of zrun joins the container's IPC namespace (and a private mount
-// namespace for the mqueue fs) and reads every object there (SHM_STAT_ANY, SEM_STAT_ANY,
-// MSG_STAT_ANY, msgrcv(MSG_COPY); shm contents through a read-only shmat). Nothing in
-// the namespace changes, but POSIX queues, which the kernel cannot read without
+// Dump: a child of zrun joins the container's IPC namespace and reads every object there
+// (SHM_STAT_ANY, SEM_STAT_ANY, MSG_STAT_ANY, msgrcv(MSG_COPY); shm contents through a read-only
+// shmat). Nothing in the namespace changes, but POSIX queues, which the kernel cannot read without
 // receiving: their messages are received and sent back at once, in order.
 // Restore: a child joins the new container's IPC namespace, sets
 // /proc/sys/kernel/{shm,sem,msg}_next_id before each create (the namespace is fresh, so
