@@ -467,9 +467,9 @@ Result<std::string> dump_ipc(pid_t init_pid, const std::vector<IpcUser>& users,
       return base::make_error(u.who + ": an IPC namespace other than the container's is not " +
                               "supported");
     for (auto& q : u.mqueues)
-      if (q.find(" (deleted)") != std::string::npos)
-        return base::make_error(u.who + ": POSIX message queue `" + q +
-                                "` (unlinked while open) is not supported yet");
+      if (auto d = q.find(" (deleted)"); d != std::string::npos)
+        return base::make_error(u.who + ": POSIX message queue `" + q.substr(0, d) +
+                                "`, unlinked while open, is not supported yet");
     if (shared && !u.shm_ids.empty())
       return base::make_error(u.who + ": SysV shared memory of the host's IPC namespace " +
                               "(the container has no IPC namespace) is not supported");

@@ -628,5 +628,22 @@ TEST_F(CheckpointTest, MqueueNotifyIsRefusedAndTheQueueIsKept) {
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
+// An open POSIX queue whose name was unlinked cannot be opened again by name: refused.
+TEST_F(CheckpointTest, UnlinkedMqueueIsRefused) {
+  Bundle b(rt);
+  b.probe({"ipc-unlinked"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_TRUE(wait_for_file(b.out_path()));
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  expect_error(ck, "checkpoint `" + id +
+                       "`: pid 1 (zrun-probe): POSIX message queue `/zrung`, unlinked while "
+                       "open, is not supported yet");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+}
+
 }  // namespace
 }  // namespace zrun::test
