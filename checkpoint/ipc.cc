@@ -55,8 +55,9 @@ struct SemSet {
   int64_t key = 0;
   uint32_t uid = 0, gid = 0, mode = 0;
   std::vector<uint16_t> values;
+  bool operated = false;  // sem_otime != 0 (programs wait for it after creating a set)
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SemSet, id, key, uid, gid, mode, values)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SemSet, id, key, uid, gid, mode, values, operated)
 
 struct Msg {
   int64_t type = 0;
@@ -216,6 +217,7 @@ Result<void> read_sem(Ipc& ipc) {
     s.uid = ds.sem_perm.uid;
     s.gid = ds.sem_perm.gid;
     s.mode = ds.sem_perm.mode & 0777;
+    s.operated = ds.sem_otime != 0;
     s.values.resize(ds.sem_nsems);
     a.array = s.values.data();
     if (::semctl(id, 0, GETALL, a) < 0)
@@ -373,6 +375,14 @@ Result<void> create_sem(const SemSet& s) {
   std::vector<uint16_t> v = s.values;
   a.array = v.data();
   if (!v.empty() && ::semctl(id, 0, SETALL, a) < 0) return base::sys_error(what + ": SETALL");
+  // A semop that changes nothing sets sem_otime (SETALL does not): +1 and -1 at once,
+  // or -1 and +1 when the value is at its maximum.
+  if (s.operated && !v.empty()) {
+    bool top = v[0] >= 32767;
+    struct sembuf ops[2] = {{0, static_cast<short>(top ? -1 : 1), IPC_NOWAIT},
+                            {0, static_cast<short>(top ? 1 : -1), IPC_NOWAIT}};
+    if (::semop(id, ops, 2) < 0) return base::sys_error(what + ": semop");
+  }
   struct semid_ds ds {};
   a.buf = &ds;
   if (::semctl(id, 0, IPC_STAT, a) < 0) return base::sys_error(what + ": IPC_STAT");
