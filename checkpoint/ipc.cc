@@ -44,11 +44,12 @@ struct ShmSeg {
   uint32_t uid = 0, gid = 0, mode = 0;
   uint64_t size = 0;
   bool destroyed = false, locked = false;
-  std::string file;  // shm-<id>.img in the image
-  std::string hash;  // hex64 of the contents
+  std::string file;  // shm-<id>.img in the image: the bytes of the extents, concatenated
+  std::string hash;  // hex64 of that file
+  std::vector<std::pair<uint64_t, uint64_t>> extents;  // {offset, length}: the rest is zero
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ShmSeg, id, key, uid, gid, mode, size, destroyed,
-                                                locked, file, hash)
+                                                locked, file, hash, extents)
 
 struct SemSet {
   int id = 0;
@@ -142,18 +143,45 @@ Result<std::string> in_ipc_ns(pid_t pid, const std::function<Result<std::string>
 
 // ---- dump (in the child) ----
 
-// Is our mapping at `p` a file of hugetlbfs (a SHM_HUGETLB segment)?
-bool on_hugetlbfs(const void* p) {
+// The segment's file, opened through our attachment at `p` (/proc/self/map_files: a
+// plain shmem file then, with pread and SEEK_DATA/SEEK_HOLE).
+Result<base::UniqueFd> open_attached(const void* p) {
   char prefix[32];
   std::snprintf(prefix, sizeof(prefix), "%lx-", reinterpret_cast<unsigned long>(p));
-  auto names = base::list_dir("/proc/self/map_files");
-  if (!names) return false;
-  for (auto& n : *names) {
-    struct statfs sf {};
-    if (base::starts_with(n, prefix) && ::statfs(("/proc/self/map_files/" + n).c_str(), &sf) == 0)
-      return static_cast<long>(sf.f_type) == kHugetlbfsMagic;
+  for (auto& n : ZRUN_TRY(base::list_dir("/proc/self/map_files")))
+    if (base::starts_with(n, prefix))
+      return base::open_file("/proc/self/map_files/" + n, O_RDONLY | O_CLOEXEC);
+  return base::make_error("no map_files entry for the attachment");
+}
+
+// Only the pages that hold data are saved (SEEK_DATA/SEEK_HOLE: reading the holes of a
+// big, mostly untouched segment would allocate them), as extents of the segment, their
+// bytes concatenated in shm-<id>.img.
+Result<void> read_shm_bytes(int fd, ShmSeg& s, const std::string& dir) {
+  std::string data;
+  uint64_t off = 0;
+  while (off < s.size) {
+    off_t d = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+    if (d < 0 && errno == ENXIO) break;
+    if (d < 0) return base::sys_error("SEEK_DATA");
+    off_t h = ::lseek(fd, d, SEEK_HOLE);
+    if (h < 0) return base::sys_error("SEEK_HOLE");
+    uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(h), s.size);
+    if (end <= static_cast<uint64_t>(d)) break;
+    size_t at = data.size();
+    data.resize(at + (end - static_cast<uint64_t>(d)));
+    for (size_t got = 0; got < end - static_cast<uint64_t>(d);) {
+      ssize_t n = ::pread(fd, data.data() + at + got, end - static_cast<uint64_t>(d) - got,
+                          d + static_cast<off_t>(got));
+      if (n <= 0) return base::sys_error("read");
+      got += static_cast<size_t>(n);
+    }
+    s.extents.emplace_back(static_cast<uint64_t>(d), end - static_cast<uint64_t>(d));
+    off = end;
   }
-  return false;
+  s.file = "shm-" + std::to_string(s.id) + ".img";
+  s.hash = hex64(hash64(data.data(), data.size()));
+  return base::write_file(dir + "/" + s.file, data, 0, 0600);
 }
 
 Result<void> read_shm(const std::string& dir, Ipc& ipc) {
@@ -164,6 +192,7 @@ Result<void> read_shm(const std::string& dir, Ipc& ipc) {
     struct shmid_ds ds {};
     int id = ::shmctl(idx, kShmStatAny, &ds);
     if (id < 0) continue;
+    std::string what = "SysV shared memory " + std::to_string(id);
     ShmSeg s;
     s.id = id;
     s.key = ds.shm_perm.__key;
@@ -173,21 +202,17 @@ Result<void> read_shm(const std::string& dir, Ipc& ipc) {
     s.destroyed = ds.shm_perm.mode & kShmDest;
     s.locked = ds.shm_perm.mode & kShmLocked;
     s.size = ds.shm_segsz;
-    // Linux lets a segment marked for destruction be attached while it still exists.
+    // Attached only to find its file (no page is touched). Linux lets a segment marked for
+    // destruction be attached while it still exists.
     void* p = ::shmat(id, nullptr, SHM_RDONLY);
-    if (p == reinterpret_cast<void*>(-1))
-      return base::sys_error("SysV shared memory " + std::to_string(id) + ": shmat");
-    if (on_hugetlbfs(p)) {
-      ::shmdt(p);
-      return base::make_error("SysV shared memory " + std::to_string(id) +
-                              ": SHM_HUGETLB is not supported yet");
-    }
-    std::string_view bytes(static_cast<const char*>(p), s.size);
-    s.file = "shm-" + std::to_string(id) + ".img";
-    s.hash = hex64(hash64(bytes.data(), bytes.size()));
-    auto w = base::write_file(dir + "/" + s.file, bytes, 0, 0600);
+    if (p == reinterpret_cast<void*>(-1)) return base::sys_error(what + ": shmat");
+    auto fd = open_attached(p);
     ::shmdt(p);
-    if (!w) return base::context(std::move(w).error(), "SysV shared memory " + std::to_string(id));
+    if (!fd) return base::context(std::move(fd).error(), what);
+    struct statfs sf {};
+    if (::fstatfs(fd->get(), &sf) == 0 && static_cast<long>(sf.f_type) == kHugetlbfsMagic)
+      return base::make_error(what + ": SHM_HUGETLB is not supported yet");
+    ZRUN_TRY_CTX(read_shm_bytes(fd->get(), s, dir), what);
     ipc.shm.push_back(std::move(s));
   }
   return base::ok();
@@ -349,11 +374,20 @@ Result<void> create_shm(const std::string& dir, const ShmSeg& s) {
   ZRUN_TRY(check_id(what, id, s.id));
   if (s.file.find('/') != std::string::npos) return base::make_error(what + ": bad file name");
   auto bytes = ZRUN_TRY_CTX(base::read_file(dir + "/" + s.file), "read image");
-  if (bytes.size() != s.size || hex64(hash64(bytes.data(), bytes.size())) != s.hash)
+  uint64_t total = 0;
+  for (auto& [off, len] : s.extents) {
+    if (off > s.size || len > s.size - off) return base::make_error(what + ": bad extent");
+    total += len;
+  }
+  if (bytes.size() != total || hex64(hash64(bytes.data(), bytes.size())) != s.hash)
     return base::make_error("image: `" + s.file + "` is corrupted (checksum)");
   void* p = ::shmat(id, nullptr, 0);
   if (p == reinterpret_cast<void*>(-1)) return base::sys_error(what + ": shmat");
-  std::memcpy(p, bytes.data(), bytes.size());
+  size_t at = 0;
+  for (auto& [off, len] : s.extents) {  // the new segment is all zero elsewhere
+    std::memcpy(static_cast<char*>(p) + off, bytes.data() + at, len);
+    at += len;
+  }
   ::shmdt(p);
   struct shmid_ds ds {};
   if (::shmctl(id, IPC_STAT, &ds) < 0) return base::sys_error(what + ": IPC_STAT");

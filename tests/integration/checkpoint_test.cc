@@ -529,7 +529,13 @@ TEST_F(CheckpointTest, IpcNamespaceObjectsSurviveWithTheirIds) {
   long counter = std::stol(at_dump["counter"]);
   Json manifest = Json::parse(read_file(img / "image/manifest.json"));
   ASSERT_TRUE(manifest.contains("ipc")) << manifest.dump(1);
-  EXPECT_EQ(manifest["ipc"]["shm"].size(), 2u);
+  ASSERT_EQ(manifest["ipc"]["shm"].size(), 3u);
+  // The 64 MiB segment had three pages: only those are in the image.
+  EXPECT_EQ(manifest["ipc"]["shm"][2]["size"], 64 << 20);
+  EXPECT_EQ(manifest["ipc"]["shm"][2]["extents"].size(), 3u) << manifest["ipc"]["shm"][2];
+  struct stat sparse {};
+  ASSERT_EQ(::stat((img / "image/shm-3.img").c_str(), &sparse), 0);
+  EXPECT_EQ(sparse.st_size, 3 * 4096);
   EXPECT_EQ(manifest["ipc"]["sem"].size(), 1u);
   ASSERT_EQ(manifest["ipc"]["msg"].size(), 1u);
   EXPECT_EQ(manifest["ipc"]["msg"][0]["msgs"].size(), 5u);
@@ -598,9 +604,20 @@ TEST_F(CheckpointTest, IpcImageRestoresTwiceSideBySide) {
   }
   pid_t p1 = rt.state_json(id1)["pid"], p2 = rt.state_json(id2)["pid"];
   EXPECT_NE(pid_ns_inode(p1, "ipc"), pid_ns_inode(p2, "ipc"));
-  // The original is untouched: still counting, its queue still full.
+  // The original is untouched: still counting, its queue still full, and its 64 MiB
+  // segment still has three pages resident (the dump read no hole).
   auto orig = wait_ipc(b, [&](auto& kv) { return std::stol(kv["counter"]) >= saved + 20; });
   EXPECT_EQ(orig["ok"], "1");
+  RunResult shm = rt.exec({"exec", id, "cat", "/proc/sysvipc/shm"});
+  std::string line = shm.out.substr(shm.out.find("1515345233"));
+  std::vector<std::string> cols;
+  for (size_t a = 0; a < line.size() && line[a] != '\n';) {
+    size_t e = line.find_first_of(" \n", a);
+    if (e > a) cols.push_back(line.substr(a, e - a));
+    a = line.find_first_not_of(' ', e);
+  }
+  ASSERT_GE(cols.size(), 15u) << shm.out;
+  EXPECT_EQ(cols[14], std::to_string(3 * 4096)) << shm.out;  // rss
   for (auto& i : {id, id1, id2}) EXPECT_EQ(rt.del(i, true).code, 0);
   EXPECT_EQ(leftovers(rt, b1, id1), "");
   EXPECT_EQ(leftovers(rt, b2, id2), "");
