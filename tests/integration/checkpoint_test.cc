@@ -662,5 +662,29 @@ TEST_F(CheckpointTest, UnlinkedMqueueIsRefused) {
   EXPECT_EQ(rt.del(id, true).code, 0);
 }
 
+// A container sharing the host's IPC namespace is checkpointed without saving any of the
+// host's IPC objects, and restores.
+TEST_F(CheckpointTest, NoIpcNamespaceSavesNoIpc) {
+  Bundle b(rt);
+  counting_shell(b);
+  b.remove_namespace("ipc");
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 2), 2);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  EXPECT_FALSE(manifest.contains("ipc")) << manifest["ipc"];
+  long saved = count(b);
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_GE(wait_count(b, saved + 3, saved), saved + 3);
+  pid_t pid = rt.state_json(id)["pid"];
+  EXPECT_EQ(pid_ns_inode(pid, "ipc"), pid_ns_inode(::getpid(), "ipc"));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
