@@ -90,12 +90,46 @@ struct Mqueue {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Mqueue, name, uid, gid, mode, maxmsg, msgsize, msgs)
 
 struct Ipc {
+  std::map<std::string, std::string> sysctl;  // kIpcSysctls of the namespace
   std::vector<ShmSeg> shm;
   std::vector<SemSet> sem;
   std::vector<MsgQueue> msg;
   std::vector<Mqueue> mqueue;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Ipc, shm, sem, msg, mqueue)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Ipc, sysctl, shm, sem, msg, mqueue)
+
+// The IPC namespace's own sysctls (under /proc/sys; read and written by a process inside
+// it). kernel.shm_rmid_forced is set last (finish_ipc): with it, the restorer's own
+// detach and exit would destroy the segments it just made.
+constexpr const char* kIpcSysctls[] = {"kernel/shmmax",
+                                       "kernel/shmall",
+                                       "kernel/shmmni",
+                                       "kernel/msgmax",
+                                       "kernel/msgmnb",
+                                       "kernel/msgmni",
+                                       "kernel/sem",
+                                       "kernel/shm_rmid_forced",
+                                       "fs/mqueue/msg_default",
+                                       "fs/mqueue/msg_max",
+                                       "fs/mqueue/msgsize_default",
+                                       "fs/mqueue/msgsize_max",
+                                       "fs/mqueue/queues_max"};
+constexpr const char* kRmidForced = "kernel/shm_rmid_forced";
+
+Result<void> read_sysctls(Ipc& ipc) {
+  for (const char* k : kIpcSysctls) {
+    auto v = base::read_file(std::string("/proc/sys/") + k);
+    if (v) ipc.sysctl[k] = base::trim(*v);  // one the kernel lacks is left out
+  }
+  return base::ok();
+}
+
+Result<void> write_sysctl(const std::string& key, const std::string& value) {
+  if (std::find_if(std::begin(kIpcSysctls), std::end(kIpcSysctls),
+                   [&](const char* k) { return key == k; }) == std::end(kIpcSysctls))
+    return base::make_error("IPC sysctl `" + key + "` is not one zrun saves");
+  return base::write_file("/proc/sys/" + key, value);
+}
 
 Result<Ipc> parse_ipc(const std::string& text) {
   try {
@@ -202,6 +236,10 @@ Result<void> read_shm(const std::string& dir, Ipc& ipc) {
     s.destroyed = ds.shm_perm.mode & kShmDest;
     s.locked = ds.shm_perm.mode & kShmLocked;
     s.size = ds.shm_segsz;
+    auto forced = ipc.sysctl.find(kRmidForced);
+    if (ds.shm_nattch == 0 && forced != ipc.sysctl.end() && forced->second != "0")
+      return base::make_error(what + ": not attached while kernel.shm_rmid_forced is set " +
+                              "(reading it would destroy it) is not supported");
     // Attached only to find its file (no page is touched). Linux lets a segment marked for
     // destruction be attached while it still exists.
     void* p = ::shmat(id, nullptr, SHM_RDONLY);
@@ -526,6 +564,7 @@ Result<std::string> dump_ipc(pid_t init_pid, const std::vector<IpcUser>& users,
   auto text = ZRUN_TRY_CTX(in_ipc_ns(init_pid,
                                      [&]() -> Result<std::string> {
                                        Ipc ipc;
+                                       ZRUN_TRY(read_sysctls(ipc));
                                        ZRUN_TRY(read_sem(ipc));
                                        ZRUN_TRY(read_msg(ipc));
                                        ZRUN_TRY(read_mqueues(ipc));
@@ -548,8 +587,6 @@ Result<std::string> dump_ipc(pid_t init_pid, const std::vector<IpcUser>& users,
         return base::make_error(u.who + ": POSIX message queue `" + q +
                                 "` is not in the container's IPC namespace");
   }
-  if (ipc.shm.empty() && ipc.sem.empty() && ipc.msg.empty() && ipc.mqueue.empty())
-    return std::string();
   return text;
 }
 
@@ -561,6 +598,8 @@ Result<void> restore_ipc(pid_t init_pid, const Image& img) {
         "the image has IPC objects but the bundle gives the container no IPC namespace");
   ZRUN_TRY(in_ipc_ns(init_pid, [&]() -> Result<std::string> {
     ::umask(0);
+    for (auto& [k, v] : ipc.sysctl)
+      if (k != kRmidForced) ZRUN_TRY_CTX(write_sysctl(k, v), "sysctl");
     for (auto& s : ipc.shm) ZRUN_TRY(create_shm(img.dir, s));
     for (auto& s : ipc.sem) ZRUN_TRY(create_sem(s));
     for (auto& q : ipc.msg) ZRUN_TRY(create_msg(q));
@@ -574,8 +613,11 @@ Result<void> finish_ipc(pid_t init_pid, const Image& img) {
   if (img.manifest.ipc.empty()) return base::ok();
   auto ipc = ZRUN_TRY(parse_ipc(img.manifest.ipc));
   bool any = std::any_of(ipc.shm.begin(), ipc.shm.end(), [](auto& s) { return s.destroyed; });
-  if (!any) return base::ok();
+  auto forced = ipc.sysctl.find(kRmidForced);
+  bool rmid_forced = forced != ipc.sysctl.end() && forced->second != "0";
+  if (!any && !rmid_forced) return base::ok();
   ZRUN_TRY(in_ipc_ns(init_pid, [&]() -> Result<std::string> {
+    if (rmid_forced) ZRUN_TRY_CTX(write_sysctl(forced->first, forced->second), "sysctl");
     for (auto& s : ipc.shm)
       if (s.destroyed && ::shmctl(s.id, IPC_RMID, nullptr) < 0)
         return base::sys_error("SysV shared memory " + std::to_string(s.id) + ": IPC_RMID");

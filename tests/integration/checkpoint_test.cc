@@ -686,5 +686,31 @@ TEST_F(CheckpointTest, NoIpcNamespaceSavesNoIpc) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// The IPC namespace's sysctls are the pod's: values it had at checkpoint come back even
+// when the bundle of the restore does not set them.
+TEST_F(CheckpointTest, IpcSysctlsAreKept) {
+  Bundle b(rt);
+  counting_shell(b);
+  b.config()["linux"]["sysctl"] = {{"kernel.msgmax", "12345"}, {"fs.mqueue.msg_max", "21"}};
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 2), 2);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  EXPECT_EQ(manifest["ipc"]["sysctl"]["kernel/msgmax"], "12345") << manifest["ipc"];
+  Bundle b2(rt);
+  counting_shell(b2);
+  std::string id2 = rt.new_id("clone");
+  RunResult r = restore(b2, id2, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  RunResult v = rt.exec({"exec", id2, "cat", "/proc/sys/kernel/msgmax",
+                         "/proc/sys/fs/mqueue/msg_max", "/proc/sys/kernel/msgmnb"});
+  EXPECT_EQ(v.out, "12345\n21\n16384\n") << v;
+  EXPECT_EQ(rt.del(id2, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b2, id2), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
