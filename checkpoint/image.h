@@ -124,7 +124,7 @@ struct Manifest {
   std::string cgroup;                // the cgroup record
   std::string hostname, domainname;  // of the container's UTS namespace at dump time
   std::vector<TaskRef> tasks;        // creation order: a parent before its children
-  std::string ipc;                   // JSON text of the IPC namespace's objects (ipc.h), or ""
+  std::string ipc;  // JSON text of the IPC namespace (objects, sysctls: ipc.h); "" if shared
 };
 
 // Writers: task JSON returned as text (hashed into the manifest by the caller).

@@ -1,6 +1,7 @@
-// The container's IPC namespace in a checkpoint (docs/checkpoint.md "IPC"): SysV shared
-// memory segments (with their attachments in the tasks), semaphore sets and message
-// queues, and POSIX message queues, all restored with the same ids/names.
+// The container's IPC namespace in a checkpoint (docs/checkpoint.md "IPC namespace"):
+// SysV shared memory segments (with their attachments in the tasks), semaphore sets and
+// message queues, POSIX message queues (and the tasks' mqd_t fds), all restored with the
+// same ids/names, and the namespace's sysctls.
 //
 // Dump: a child of zrun joins the container's IPC namespace and reads every object there
 // (SHM_STAT_ANY, SEM_STAT_ANY, MSG_STAT_ANY, msgrcv(MSG_COPY); shm contents through a read-only
