@@ -24,6 +24,7 @@
 #include "base/scope_exit.h"
 #include "base/sys.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/ipc.h"
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
@@ -132,7 +133,11 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
     bool plain = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode);
     char lbuf[64];
     ssize_t ln = S_ISFIFO(st.st_mode) ? ::readlink(magic.c_str(), lbuf, sizeof(lbuf)) : -1;
-    if (ln > 6 && std::string_view(lbuf, 6) == "pipe:[") {
+    std::string mq;
+    if (is_mqueue_fd(magic, &mq)) {
+      f.kind = "mqueue";  // checked and saved with the IPC namespace (ipc.h)
+      f.path = mq;
+    } else if (ln > 6 && std::string_view(lbuf, 6) == "pipe:[") {
       // Decided once every task's fds are known (resolve_pipes): in the pod or stdio.
       auto key = std::make_pair(st.st_dev, st.st_ino);
       if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
@@ -329,7 +334,7 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v, Object
         return base::sys_error(who(t) + ": child " + c + " is not in the container", kTransient);
   t.maps = ZRUN_TRY(read_smaps(t.pid));
   for (auto& v : t.maps) {
-    if (v.special()) continue;
+    if (v.special() || is_sysv_shm(v.name)) continue;  // SysV shm: with the IPC namespace
     if (v.shared() && !v.file_backed())
       return base::make_error(who(t) + ": shared anonymous memory is not supported yet");
     if (v.file_backed()) {
@@ -459,6 +464,9 @@ Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
       vi.name = v.name;
     } else if (auto o = t.vma_objects.find(v.start); o != t.vma_objects.end()) {
       vi.object = o->second;  // memfd, shared anonymous, unlinked file: bytes in the object
+    } else if (is_sysv_shm(v.name)) {
+      vi.name = v.name;  // the segment's bytes are saved with the IPC namespace
+      vi.shmid = static_cast<int64_t>(v.inode);
     } else if (v.file_backed()) {
       vi.path = v.name;
     } else {
@@ -585,6 +593,17 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   }
   ZRUN_TRY(resolve_pipes(tasks, stdio));
   ZRUN_TRY(objects.save(opts.image_path));
+  // The IPC namespace's objects (read only, by a child of ours in that namespace).
+  std::vector<IpcUser> ipc_users;
+  for (auto& t : tasks) {
+    IpcUser u{t.pid, who(t), {}, {}};
+    for (auto& v : t.maps)
+      if (is_sysv_shm(v.name)) u.shm_ids.push_back(v.inode);
+    for (auto& f : t.img.fds)
+      if (f.kind == "mqueue") u.mqueues.push_back(f.path);
+    ipc_users.push_back(std::move(u));
+  }
+  std::string ipc = ZRUN_TRY(dump_ipc(init_pid, ipc_users, opts.image_path));
   // Checked: from here on the tasks are changed (injection), and put back on any error.
   Manifest m;
   struct utsname u {};
@@ -594,6 +613,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   m.id = opts.id;
   m.config = opts.config;
   m.cgroup = opts.cgroup;
+  m.ipc = std::move(ipc);
   std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
   PageWriter pw;
   for (auto* t : creation_order(tasks)) {

@@ -184,6 +184,7 @@ std::string task_to_json(const TaskImage& t) {
   for (auto& v : t.vmas) {
     Json e = {{"start", v.start}, {"end", v.end},       {"perms", v.perms},
               {"path", v.path},   {"offset", v.offset}, {"name", v.name}};
+    if (v.shmid >= 0) e["shmid"] = v.shmid;
     if (v.pages)
       e["pages"] = {{"file", "self"}, {"offset", v.page_offset}, {"hash", hex64(v.hash)}};
     if (!v.object.empty()) e["object"] = v.object;
@@ -281,6 +282,7 @@ Result<TaskImage> task_from_json(const std::string& text) {
       v.offset = e.at("offset");
       v.name = e.at("name");
       v.object = e.value("object", "");
+      v.shmid = e.value("shmid", int64_t{-1});
       if (e.contains("pages")) {
         auto& p = e.at("pages");
         if (p.at("file") != "self")
@@ -349,6 +351,7 @@ std::string manifest_to_json(const Manifest& m) {
                      {"file", t.file},
                      {"hash", hex64(t.hash)}});
   j["tasks"] = tasks;
+  if (!m.ipc.empty()) j["ipc"] = Json::parse(m.ipc);
   return j.dump(1);
 }
 
@@ -381,6 +384,7 @@ Result<Manifest> manifest_from_json(const std::string& text) {
       r.hash = ZRUN_TRY(parse_hex64(t.at("hash").get<std::string>()));
       m.tasks.push_back(std::move(r));
     }
+    if (j.contains("ipc")) m.ipc = j.at("ipc").dump();
     if (m.tasks.empty() || m.tasks[0].vpid != 1)
       return base::make_error("image has no init process (pid 1)");
     return m;

@@ -42,12 +42,14 @@ struct VmaImage {
   uint64_t page_offset = 0;
   uint64_t hash = 0;
   std::string object;  // mapped from a saved object (ObjectImage::key); path is then ""
+  int64_t shmid = -1;  // a SysV shm attachment (ipc.h): the segment's id; no bytes here
 };
 
 struct FdImage {
   int fd = 0;
-  // "file", "inherit" (container stdio from the engine), "pipe", or an object's kind
-  // ("memfd", "shmem", "deleted", "eventfd": path is then the ObjectImage key)
+  // "file", "inherit" (container stdio from the engine), "pipe", "mqueue" (an mqd_t: path
+  // is the queue's name, "/q"), or an object's kind ("memfd", "shmem", "deleted",
+  // "eventfd": path is then the ObjectImage key)
   std::string kind;
   std::string path;  // pipe: "pipe:[ino]", the same for both ends of one pipe
   int flags = 0;
@@ -145,6 +147,7 @@ struct Manifest {
   std::string cgroup;                // the cgroup record
   std::string hostname, domainname;  // of the container's UTS namespace at dump time
   std::vector<TaskRef> tasks;        // creation order: a parent before its children
+  std::string ipc;  // JSON text of the IPC namespace (objects, sysctls: ipc.h); "" if shared
 };
 
 // Writers: task JSON returned as text (hashed into the manifest by the caller).

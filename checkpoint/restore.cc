@@ -18,6 +18,7 @@
 #include "base/scope_exit.h"
 #include "base/sys.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/ipc.h"
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
@@ -166,6 +167,12 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
     uint64_t len = v.end - v.start;
     int prot = prot_of(v.perms);
     bool shared = v.perms[3] == 's';
+    if (v.shmid >= 0) {
+      ZRUN_TRY(attach_shm(tr, v, [&](uint64_t n) {  // the segment: created by restore_ipc
+        return find_gap(cur, img, n, tr.area(), Tracee::kAreaSize);
+      }));
+      continue;
+    }
     if (!v.object.empty()) {
       long fd = ZRUN_TRY(objs.get_for_map(tr, v.object, shared && (prot & PROT_WRITE)));
       ZRUN_TRY(tr.syscall_ok(("mmap object " + v.object).c_str(), SYS_mmap, v.start, len, prot,
@@ -331,6 +338,10 @@ Result<void> restore_fds(Task& t, PipeTable& pipes, ObjectRestore& objs) {
     }
     if (ObjectRestore::handles(f.kind)) {
       ZRUN_TRY_CTX(objs.install_fd(tr, f, kKeep), "fd " + std::to_string(f.fd));
+      continue;
+    }
+    if (f.kind == "mqueue") {
+      ZRUN_TRY_CTX(open_mqueue_fd(tr, f), "fd " + std::to_string(f.fd));
       continue;
     }
     auto path = ZRUN_TRY(put_string(tr, f.path));
@@ -549,11 +560,13 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
     ZRUN_TRY(t.tracee.wait_stop());
     for (auto& th : t.threads) ZRUN_TRY(th.tracee.wait_stop());
   }
+  ZRUN_TRY_CTX(restore_ipc(init_pid, img), "restore the IPC namespace");
   PipeTable pipes;
   ObjectRestore objs(img);
   for (auto& t : tasks)
     ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes, objs), "restore " + who(*t.img));
   ZRUN_TRY_CTX(objs.finish(), "restore");
+  ZRUN_TRY_CTX(finish_ipc(init_pid, img), "restore the IPC namespace");
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));

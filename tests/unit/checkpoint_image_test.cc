@@ -6,6 +6,7 @@
 
 #include "base/sys.h"
 #include "checkpoint/image.h"
+#include "checkpoint/ipc.h"
 #include "checkpoint/proc.h"
 
 namespace zrun::ckpt {
@@ -163,6 +164,57 @@ TEST(CheckpointProc, ParsesMapsLines) {
   EXPECT_FALSE((*v)[1].file_backed());
   EXPECT_EQ((*v)[2].name, "");
   EXPECT_EQ((*v)[2].start, 0x7f0000000000u);
+}
+
+}  // namespace
+}  // namespace zrun::ckpt
+
+namespace zrun::ckpt {
+namespace {
+
+// The IPC additions are optional fields: an image without them still loads.
+TEST(CheckpointImage, IpcAndShmAttachmentRoundTrip) {
+  Manifest m;
+  m.config = "{}";
+  m.tasks.push_back({1, 0, 1, 1, "task-1.json", 5});
+  auto plain = manifest_from_json(manifest_to_json(m));
+  ASSERT_TRUE(plain.ok()) << plain.error().text();
+  EXPECT_EQ(plain->ipc, "");
+  m.ipc = R"({"shm":[{"id":32768,"key":7}],"sem":[],"msg":[],"mqueue":[]})";
+  auto with = manifest_from_json(manifest_to_json(m));
+  ASSERT_TRUE(with.ok()) << with.error().text();
+  EXPECT_NE(with->ipc.find("32768"), std::string::npos) << with->ipc;
+
+  TaskImage t;
+  t.uids = t.gids = {0, 0, 0, 0};
+  VmaImage v;
+  v.start = 0x1000;
+  v.end = 0x3000;
+  v.perms = "r--s";
+  v.name = "/SYSV0000abcd (deleted)";
+  v.shmid = 32768;
+  t.vmas.push_back(v);
+  v.shmid = -1;
+  v.name = "";
+  t.vmas.push_back(v);
+  auto back = task_from_json(task_to_json(t));
+  ASSERT_TRUE(back.ok()) << back.error().text();
+  ASSERT_EQ(back->vmas.size(), 2u);
+  EXPECT_EQ(back->vmas[0].shmid, 32768);
+  EXPECT_EQ(back->vmas[1].shmid, -1);
+  // Only the attachment carries the field.
+  std::string text = task_to_json(t);
+  size_t first = text.find("\"shmid\"");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(text.find("\"shmid\"", first + 1), std::string::npos);
+}
+
+TEST(CheckpointIpc, RecognizesSysvShmMappings) {
+  EXPECT_TRUE(is_sysv_shm("/SYSV5a52554e (deleted)"));
+  EXPECT_TRUE(is_sysv_shm("/SYSV00000000 (deleted)"));
+  EXPECT_FALSE(is_sysv_shm("/SYSV5a52554e"));
+  EXPECT_FALSE(is_sysv_shm("/tmp/SYSV5a52554e (deleted)"));
+  EXPECT_FALSE(is_sysv_shm("/dev/zero (deleted)"));
 }
 
 }  // namespace
