@@ -27,6 +27,7 @@
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
+#include "checkpoint/tty.h"
 
 namespace zrun::ckpt {
 
@@ -105,7 +106,8 @@ std::string fd_kind(const std::string& link) {
   return "file `" + link + "` (outside the container)";
 }
 
-Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio) {
+Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio,
+                         dev_t console) {
   auto names = ZRUN_TRY(base::list_dir(proc(t.pid, "fd")));
   std::vector<int> fds;
   for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
@@ -135,6 +137,15 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
       if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
       f.kind = "pipe";
       f.path = std::string(lbuf, static_cast<size_t>(ln));
+    } else if (S_ISCHR(st.st_mode) && (st.st_rdev == console || is_pty_device(st.st_rdev))) {
+      // The console is reopened on the new pty at restore (checkpoint/tty.h); other ptys
+      // (a pty pair the pod made itself) cannot be recreated yet.
+      if (st.st_rdev != console)
+        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": pty `" +
+                                (path ? *path : std::string("?")) +
+                                "` other than the container's console is not supported yet");
+      f.kind = "tty";
+      f.path = path ? *path : std::string();
     } else if (path && plain) {
       f.kind = "file";
       f.path = *path;
@@ -559,11 +570,15 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   // Init first: its fds 0-2 name the container's stdio.
   std::sort(tasks.begin(), tasks.end(),
             [&](auto& a, auto& b) { return host_to_v[a.pid] < host_to_v[b.pid]; });
+  dev_t console = find_console(init_pid);
   for (auto& t : tasks) {
     ZRUN_TRY(collect_info(t, host_to_v));
-    ZRUN_TRY(collect_fds(t, stdio));
+    ZRUN_TRY(collect_fds(t, stdio, console));
   }
   ZRUN_TRY(resolve_pipes(tasks, stdio));
+  std::vector<ConsoleTask> console_tasks;
+  for (auto& t : tasks) console_tasks.push_back({t.pid, &t.img});
+  TtyImage tty = console ? ZRUN_TRY(dump_console(console, console_tasks)) : TtyImage{};
   // Checked: from here on the tasks are changed (injection), and put back on any error.
   Manifest m;
   struct utsname u {};
@@ -573,6 +588,8 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   m.id = opts.id;
   m.config = opts.config;
   m.cgroup = opts.cgroup;
+  m.cgroup_mode = opts.cgroup_mode;
+  m.tty = std::move(tty);
   std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
   PageWriter pw;
   for (auto* t : creation_order(tasks)) {

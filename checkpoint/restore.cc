@@ -21,6 +21,7 @@
 #include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
+#include "checkpoint/tty.h"
 
 namespace zrun::ckpt {
 
@@ -296,7 +297,7 @@ Result<void> restore_pipe(Task& t, const FdImage& f, PipeTable& pipes, int keep_
   return base::ok();
 }
 
-Result<void> restore_fds(Task& t, PipeTable& pipes) {
+Result<void> restore_fds(Task& t, PipeTable& pipes, const std::string& console) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   int top = 2;
@@ -320,8 +321,11 @@ Result<void> restore_fds(Task& t, PipeTable& pipes) {
       ZRUN_TRY_CTX(restore_pipe(t, f, pipes, kKeep), "fd " + std::to_string(f.fd));
       continue;
     }
-    auto path = ZRUN_TRY(put_string(tr, f.path));
-    long fd = ZRUN_TRY(tr.syscall_ok(("open `" + f.path + "`").c_str(), SYS_openat, AT_FDCWD, path,
+    // A console fd is the new console's slave (the init's session has it already, so the
+    // open does not make it a controlling tty; restore_console_task does that).
+    const std::string& name = f.kind == "tty" ? console : f.path;
+    auto path = ZRUN_TRY(put_string(tr, name));
+    long fd = ZRUN_TRY(tr.syscall_ok(("open `" + name + "`").c_str(), SYS_openat, AT_FDCWD, path,
                                      (f.flags & kKeep) | cloexec));
     if (fd != f.fd) {
       ZRUN_TRY(tr.syscall_ok("dup3", SYS_dup3, fd, f.fd, cloexec));
@@ -432,7 +436,8 @@ Result<void> restore_uts(Tracee& tr, const Manifest& m) {
   return base::ok();
 }
 
-Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes) {
+Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes,
+                          const std::string& console) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -454,7 +459,8 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, Pi
   ZRUN_TRY(rebuild_memory(t, cur, dir));
   ZRUN_TRY(restore_mm(t));
   ZRUN_TRY(restore_signals(t));
-  ZRUN_TRY(restore_fds(t, pipes));
+  ZRUN_TRY(restore_fds(t, pipes, console));
+  ZRUN_TRY(restore_console_task(tr, *t.img, m.tty, console));
   ZRUN_TRY(restore_fs(t));
   if (t.img->vpid == 1) ZRUN_TRY(restore_uts(tr, m));
   ZRUN_TRY(restore_creds(tr, *t.img));
@@ -475,12 +481,17 @@ PlaceholderPlan placeholder_plan(const Image& img) {
     for (auto& th : img.tasks[i].threads) pt.threads.push_back(th.vtid);
     p.tasks.push_back(std::move(pt));
   }
+  p.console = !img.manifest.tty.slave.empty();
   return p;
 }
 
 Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   std::map<pid_t, pid_t> v_to_host;
   ZRUN_TRY(find_tree(init_pid, v_to_host));
+  // Before the seize: the placeholders (not traced yet) ignore the SIGWINCH of the resize.
+  std::string console;
+  if (!img.manifest.tty.slave.empty())
+    console = ZRUN_TRY(prepare_console(init_pid, img.manifest.tty));
   std::vector<Task> tasks;
   // On any error the placeholders die here, never half-rebuilt and running.
   auto kill_all = [&] {
@@ -535,7 +546,7 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   }
   PipeTable pipes;
   for (auto& t : tasks)
-    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes), "restore " + who(*t.img));
+    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes, console), "restore " + who(*t.img));
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));

@@ -3,8 +3,10 @@
 // image is refused on restore and leaves nothing behind.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/support/harness.h"
@@ -479,6 +481,217 @@ TEST_F(CheckpointTest, UnsupportedFlagsAreClearErrors) {
   expect_error(r, "restore: --tcp-established is not supported yet");
   r = rt.exec({"restore", "--image-path", "/nonexistent", "x"});
   expect_error(r, "restore `x`: read image");
+}
+
+// ---- Console (process.terminal) and cgroup limits across checkpoint/restore ----
+
+class CheckpointConsoleTest : public CheckpointTest {
+ protected:
+  // Write `cmd` to the console master and wait for `answer` in what comes back.
+  static std::string say(int master, const std::string& cmd, const std::string& answer) {
+    EXPECT_EQ(::write(master, cmd.data(), cmd.size()), static_cast<ssize_t>(cmd.size()));
+    return read_until(master, answer);
+  }
+};
+
+// An interactive shell on the container's console: it keeps its variables, job control
+// (a foreground command needs the console as controlling tty with the right foreground
+// group) and the window size on the new pty the restore sends over its console socket.
+TEST_F(CheckpointConsoleTest, ShellAnswersOnTheNewConsoleAfterRestore) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  int master = -1;
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    master = cs.receive_fd();
+  }
+  ASSERT_GE(master, 0);
+  struct winsize ws {};
+  ws.ws_row = 33;
+  ws.ws_col = 77;
+  ASSERT_EQ(::ioctl(master, TIOCSWINSZ, &ws), 0);
+  std::string out = say(master, "X=kept-$((6*7)); echo set-$X\n", "set-kept-42");
+  ASSERT_NE(out.find("set-kept-42"), std::string::npos) << out;
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::close(master);
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  EXPECT_EQ(manifest["tty"]["sid"], 1) << manifest["tty"];
+  ConsoleSocket cs2;
+  b.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img / "image",
+                         "--console-socket", cs2.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  int m2 = cs2.receive_fd();
+  ASSERT_GE(m2, 0) << "no pty master on the restore's console socket";
+  struct winsize ws2 {};
+  ASSERT_EQ(::ioctl(m2, TIOCGWINSZ, &ws2), 0);
+  EXPECT_EQ(ws2.ws_row, 33);
+  EXPECT_EQ(ws2.ws_col, 77);
+  // The same shell (its variable), a foreground job under job control, stty on the tty.
+  out = say(m2, "echo again-$X\n", "again-kept-42");
+  EXPECT_NE(out.find("again-kept-42"), std::string::npos) << out;
+  out = say(m2, "sleep 0.2 && echo fg-$((2+3))\n", "fg-5");
+  EXPECT_NE(out.find("fg-5"), std::string::npos) << out;
+  out = say(m2, "stty size; echo tty-$(tty)\n", "tty-/dev/pts/");
+  EXPECT_NE(out.find("33 77"), std::string::npos) << out;
+  EXPECT_EQ(rt.status(id), "running");
+  out = say(m2, "exit 0\n", "\n");
+  EXPECT_EQ(rt.wait_status(id, "stopped"), "stopped");
+  ::close(m2);
+  EXPECT_EQ(rt.del(id).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// A terminal container restored detached without --console-socket is refused before
+// anything is created (runc: "cannot allocate tty if runc will detach without setting
+// console socket"); a non-terminal one with --console-socket is refused as create does.
+TEST_F(CheckpointConsoleTest, ConsoleSocketIsRequiredExactlyForTerminalImages) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    int master = cs.receive_fd();
+    ASSERT_GE(master, 0);
+    TempDir img;
+    RunResult ck = checkpoint(id, img / "image");
+    ASSERT_EQ(ck.code, 0) << ck;
+    ::close(master);
+    RunResult r = restore(b, id, img / "image");
+    expect_error(r, "restore `" + id + "`: process.terminal is true: --console-socket is required");
+    EXPECT_EQ(leftovers(rt, b, id), "");
+    // The image needs a console: a bundle without a terminal is refused.
+    b.terminal(false);
+    r = restore(b, id, img / "image");
+    expect_error(r, "the image has a console");
+    EXPECT_EQ(leftovers(rt, b, id), "");
+  }
+  Bundle plain(rt);
+  counting_shell(plain);
+  std::string id2 = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(plain, id2));
+  TempDir img2;
+  ASSERT_EQ(checkpoint(id2, img2 / "image").code, 0);
+  ConsoleSocket cs;
+  plain.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", plain.path(), "--image-path", img2 / "image",
+                         "--console-socket", cs.path(), id2});
+  expect_error(r, "--console-socket given but process.terminal is false");
+  EXPECT_EQ(leftovers(rt, plain, id2), "");
+}
+
+class CheckpointCgroupTest : public CheckpointTest {
+ protected:
+  // The limit file of `ctrl` ("memory" or "pids") for the container's init: v1 where the
+  // controller is mounted (hybrid, legacy), else the unified hierarchy.
+  static std::string limit(pid_t pid, const std::string& ctrl) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+    std::string line, unified;
+    while (std::getline(in, line)) {
+      auto a = line.find(':'), c = line.find(':', a + 1);
+      if (a == std::string::npos || c == std::string::npos) continue;
+      std::string ctrls = "," + line.substr(a + 1, c - a - 1) + ",";
+      std::string path = line.substr(c + 1);
+      if (ctrls == ",,") unified = path;
+      if (ctrls.find("," + ctrl + ",") != std::string::npos) {
+        std::string f = ctrl == "memory" ? "/memory.limit_in_bytes" : "/pids.max";
+        return base_trim(read_file("/sys/fs/cgroup/" + ctrl + path + f));
+      }
+    }
+    std::string root =
+        path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+    return base_trim(read_file(root + unified + "/" + ctrl + ".max"));
+  }
+
+  pid_t init_pid(const std::string& id) {
+    Json st = rt.state_json(id);
+    return st.is_object() ? st.value("pid", 0) : 0;
+  }
+
+  // Run a counting shell with 256 MiB / 100 pids, update it to 96 MiB / 42 pids,
+  // checkpoint it with `extra` flags.
+  void updated_and_checkpointed(Bundle& b, const std::string& id, const std::string& dir,
+                                std::vector<std::string> extra = {}) {
+    b.config()["linux"]["resources"]["memory"] = {{"limit", 256 << 20}};
+    b.config()["linux"]["resources"]["pids"] = {{"limit", 100}};
+    counting_shell(b);
+    ASSERT_NO_FATAL_FAILURE(start(b, id));
+    if (limit(init_pid(id), "memory").empty() || limit(init_pid(id), "pids").empty())
+      GTEST_SKIP() << "no memory or pids controller for the container";
+    ASSERT_EQ(limit(init_pid(id), "memory"), std::to_string(256 << 20));
+    RunResult u = rt.exec({"update", "--memory", "96m", "--pids-limit", "42", id});
+    ASSERT_EQ(u.code, 0) << u;
+    ASSERT_EQ(limit(init_pid(id), "memory"), std::to_string(96 << 20));
+    ASSERT_GE(wait_count(b, 3), 3);
+    RunResult ck = checkpoint(id, dir, extra);
+    ASSERT_EQ(ck.code, 0) << ck;
+  }
+};
+
+TEST_F(CheckpointCgroupTest, RestoreAppliesTheLimitsOfCheckpointTime) {
+  Bundle b(rt);
+  std::string id = rt.new_id();
+  TempDir img;
+  ASSERT_NO_FATAL_FAILURE(updated_and_checkpointed(b, id, img / "image"));
+  if (IsSkipped()) return;
+  // The bundle still says 256 MiB / 100: the image's (updated) limits win.
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  pid_t pid = init_pid(id);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(limit(pid, "memory"), std::to_string(96 << 20))
+      << Json::parse(read_file(img / "image/manifest.json"))["config"]["linux"]["resources"];
+  EXPECT_EQ(limit(pid, "pids"), "42");
+  long c = count(b);
+  EXPECT_GE(wait_count(b, c + 3, c), c + 3);
+  // Explicit soft/full/strict behave alike (a restored container always gets a new cgroup).
+  TempDir img2;
+  RunResult ck = checkpoint(id, img2 / "image", {"--manage-cgroups-mode", "full"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  b.save();
+  r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img2 / "image",
+               "--manage-cgroups-mode", "strict", id});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(limit(init_pid(id), "memory"), std::to_string(96 << 20));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// ignore (at restore, or at checkpoint): the cgroup is the bundle's, limits included.
+TEST_F(CheckpointCgroupTest, IgnoreModeTakesTheBundlesLimits) {
+  Bundle b(rt);
+  std::string id = rt.new_id();
+  TempDir img;
+  ASSERT_NO_FATAL_FAILURE(
+      updated_and_checkpointed(b, id, img / "image", {"--manage-cgroups-mode", "ignore"}));
+  if (IsSkipped()) return;
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  EXPECT_EQ(manifest["cgroup_mode"], "ignore");
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(limit(init_pid(id), "memory"), std::to_string(256 << 20));
+  EXPECT_EQ(limit(init_pid(id), "pids"), "100");
+  // Checkpointed with the default mode, restored with ignore: the bundle's limits too.
+  TempDir img2;
+  ASSERT_EQ(rt.exec({"update", "--memory", "80m", id}).code, 0);
+  RunResult ck = checkpoint(id, img2 / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  b.save();
+  r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img2 / "image",
+               "--manage-cgroups-mode", "ignore", id});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(limit(init_pid(id), "memory"), std::to_string(256 << 20));
+  expect_error(
+      rt.exec({"checkpoint", "--manage-cgroups-mode", "bogus", "--image-path", img / "x", id}),
+      "--manage-cgroups-mode: invalid mode `bogus`");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
 }  // namespace
