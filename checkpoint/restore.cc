@@ -6,6 +6,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -427,10 +428,15 @@ Result<void> restore_thread(Thread& th, const Tracee& leader, const TaskImage& p
 
 // The UTS namespace is the pod's: set once, from the init, while it is privileged.
 Result<void> restore_uts(Tracee& tr, const Manifest& m) {
-  if (!m.hostname.empty())
+  // Only what differs from what create set: the spec's seccomp profile, already on the
+  // placeholder, may forbid sethostname (podman's does without CAP_SYS_ADMIN).
+  struct utsname now {};
+  ZRUN_TRY(tr.syscall_ok("uname", SYS_uname, tr.scratch()));
+  ZRUN_TRY(tr.read_mem(tr.scratch(), &now, sizeof(now)));
+  if (!m.hostname.empty() && m.hostname != now.nodename)
     ZRUN_TRY(tr.syscall_ok("sethostname", SYS_sethostname, ZRUN_TRY(put_string(tr, m.hostname)),
                            m.hostname.size()));
-  if (!m.domainname.empty() && m.domainname != "(none)")
+  if (!m.domainname.empty() && m.domainname != "(none)" && m.domainname != now.domainname)
     ZRUN_TRY(tr.syscall_ok("setdomainname", SYS_setdomainname,
                            ZRUN_TRY(put_string(tr, m.domainname)), m.domainname.size()));
   return base::ok();

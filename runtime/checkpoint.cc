@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -107,6 +108,11 @@ Result<void> checkpoint_container(const StateStore& store, const CheckpointOptio
   d.cgroup = ct.record().cgroup;
   if (opts.cgroups_mode == "ignore") d.cgroup_mode = "ignore";
   ZRUN_TRY_CTX(ckpt::dump(*cg, ct.record().pid, d), what);
+  // Engines written for CRIU take inventory.img as the sign of a complete image (podman
+  // stats it before a restore): name our manifest so too.
+  std::string inv = d.image_path + "/inventory.img";
+  if (::symlink("manifest.json", inv.c_str()) < 0 && errno != EEXIST)
+    return base::sys_error(what + ": symlink `" + inv + "`");
   if (!opts.leave_running) ZRUN_TRY_CTX(ct.remove(true), what);
   return base::ok();
 }
