@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "base/sys.h"
 #include "checkpoint/checkpoint.h"
 #include "spec/config.h"
@@ -73,6 +75,56 @@ Result<void> save_restored_resources(const std::string& path, const std::string&
   }
 }
 
+// CRIU's statistics files, which engines read for `--print-stats` (podman via go-criu):
+// IMG_SERVICE_MAGIC, STATS_MAGIC, a u32 size, then one StatsEntry protobuf (criu
+// images/stats.proto) holding a DumpStatsEntry (field 1) or a RestoreStatsEntry (field 2).
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+std::string pb_fields(const std::vector<std::pair<int, uint64_t>>& fields) {
+  std::string out;
+  for (auto& [num, v] : fields) {
+    put_varint(out, static_cast<uint64_t>(num) << 3);  // wire type 0: varint
+    put_varint(out, v);
+  }
+  return out;
+}
+
+Result<void> write_stats(const std::string& path, int field, const std::string& entry) {
+  std::string msg;
+  put_varint(msg, static_cast<uint64_t>(field) << 3 | 2);  // wire type 2: embedded message
+  put_varint(msg, entry.size());
+  msg += entry;
+  std::string out;
+  for (uint32_t w : {0x55105940u, 0x57093306u, static_cast<uint32_t>(msg.size())})
+    out.append(reinterpret_cast<const char*>(&w), 4);
+  out += msg;
+  return base::write_file_atomic(path, out, 0600);
+}
+
+// Pages in the image's page files.
+uint64_t image_pages(const std::string& dir) {
+  uint64_t n = 0;
+  if (auto names = base::list_dir(dir))
+    for (auto& e : *names) {
+      struct stat st {};
+      if (base::starts_with(e, "pages-") && ::stat((dir + "/" + e).c_str(), &st) == 0)
+        n += static_cast<uint64_t>(st.st_size) / 4096;
+    }
+  return n;
+}
+
+uint64_t micros_since(std::chrono::steady_clock::time_point t0) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+}
+
 }  // namespace
 
 Result<void> check_cgroups_mode(const std::string& mode) {
@@ -107,7 +159,23 @@ Result<void> checkpoint_container(const StateStore& store, const CheckpointOptio
   d.config = ZRUN_TRY_CTX(base::read_file(ct.dir() + "/config.json"), what);
   d.cgroup = ct.record().cgroup;
   if (opts.cgroups_mode == "ignore") d.cgroup_mode = "ignore";
+  auto t0 = std::chrono::steady_clock::now();
   ZRUN_TRY_CTX(ckpt::dump(*cg, ct.record().pid, d), what);
+  // The tasks are stopped for the whole dump, which is not split into CRIU's phases:
+  // frozen_time is all of it, freezing/memdump/memwrite are not measured (0).
+  uint64_t pages = image_pages(d.image_path);
+  std::string work = opts.work_path.empty() ? d.image_path : opts.work_path;
+  if (auto w = write_stats(work + "/stats-dump", 1,
+                           pb_fields({{1, 0},
+                                      {2, micros_since(t0)},
+                                      {3, 0},
+                                      {4, 0},
+                                      {5, pages},
+                                      {6, 0},
+                                      {7, pages},
+                                      {9, 0}}));
+      !w)
+    base::log_warn(what + ": stats-dump: " + w.error().text());
   // Engines written for CRIU take inventory.img as the sign of a complete image (podman
   // stats it before a restore): name our manifest so too.
   std::string inv = d.image_path + "/inventory.img";
@@ -139,7 +207,10 @@ Result<Created> restore_container(const StateStore& store, const RestoreOptions&
     resources = ZRUN_TRY_CTX(saved_resources(img.manifest.config), what);
     co.resources = &resources;
   }
+  auto t0 = std::chrono::steady_clock::now();
   auto created = ZRUN_TRY_CTX(create_container(store, co), what);
+  uint64_t forking = micros_since(t0);
+  t0 = std::chrono::steady_clock::now();
   Result<void> r = base::ok();
   if (co.resources)
     r = save_restored_resources(store.dir(opts.id) + "/config.json", img.manifest.config);
@@ -153,6 +224,14 @@ Result<Created> restore_container(const StateStore& store, const RestoreOptions&
     if (auto ct = Container::open(store, opts.id, true); ct) (void)ct->remove(true);
     return base::context(std::move(r).error(), what);
   }
+  // forking_time: the container with its placeholder tree; restore_time: rebuilding it.
+  // The container runs already: statistics that cannot be written are only a warning.
+  std::string work = opts.work_path.empty() ? dir : opts.work_path;
+  if (auto w = write_stats(
+          work + "/stats-restore", 2,
+          pb_fields({{1, 0}, {2, 0}, {3, forking}, {4, micros_since(t0)}, {5, image_pages(dir)}}));
+      !w)
+    base::log_warn(what + ": stats-restore: " + w.error().text());
   return created;
 }
 

@@ -17,6 +17,7 @@ struct CheckpointOptions {
   std::string id;
   std::string image_path;
   bool leave_running = false;
+  std::string work_path;  // stats-dump goes here ("" = the image directory)
   // --manage-cgroups-mode: "" or soft, full, strict, ignore (docs/checkpoint.md "Cgroups").
   std::string cgroups_mode;
 };
@@ -30,6 +31,7 @@ struct RestoreOptions {
   std::string bundle = ".";
   std::string image_path;
   std::string pid_file;
+  std::string work_path;  // stats-restore goes here ("" = the image directory)
   // process.terminal: where the new console's master goes (as for create).
   std::string console_socket;
   int console_fd = -1;

@@ -24,7 +24,7 @@ struct Unsupported {
 
 struct CheckpointFlags {
   rt::CheckpointOptions opts;
-  std::string work_path, parent_path;
+  std::string parent_path;
   bool tcp = false, file_locks = false, shell_job = false, ext_unix = false, pre_dump = false;
 };
 
@@ -34,7 +34,8 @@ ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Acti
   f->opts.image_path = "checkpoint";
   c->add_option("--image-path", f->opts.image_path, "directory for the image")
       ->capture_default_str();
-  c->add_option("--work-path", f->work_path, "directory for logs (unused)");
+  c->add_option("--work-path", f->opts.work_path,
+                "directory for stats-dump (CRIU's statistics; default: the image)");
   c->add_flag("--leave-running", f->opts.leave_running, "keep the container running");
   c->add_flag("--tcp-established", f->tcp, "checkpoint established TCP connections");
   c->add_flag("--file-locks", f->file_locks, "checkpoint file locks");
@@ -60,7 +61,6 @@ ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Acti
 
 struct RestoreFlags {
   rt::RestoreOptions opts;
-  std::string work_path;
   bool detach = false, tcp = false, file_locks = false, shell_job = false, ext_unix = false;
 };
 
@@ -72,7 +72,8 @@ ZRUN_COMMAND("restore", 87, [](CLI::App& app, const GlobalOptions& g) -> Action 
       ->capture_default_str();
   c->add_option("--image-path", f->opts.image_path, "directory of the image")
       ->capture_default_str();
-  c->add_option("--work-path", f->work_path, "directory for logs (unused)");
+  c->add_option("--work-path", f->opts.work_path,
+                "directory for stats-restore (CRIU's statistics; default: the image)");
   c->add_flag("-d,--detach", f->detach, "return once the container runs");
   c->add_option("--console-socket", f->opts.console_socket,
                 "unix socket that receives the new console's pty master (process.terminal)");

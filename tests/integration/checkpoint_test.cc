@@ -694,5 +694,37 @@ TEST_F(CheckpointCgroupTest, IgnoreModeTakesTheBundlesLimits) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// What engines written for CRIU look for: inventory.img in a complete image (podman's
+// "a checkpoint exists" test) and CRIU's statistics files in --work-path (--print-stats).
+TEST_F(CheckpointTest, InventoryAndStatisticsForEngines) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 3), 3);
+  TempDir img, work;
+  RunResult ck = checkpoint(id, img / "image", {"--work-path", work.path()});
+  ASSERT_EQ(ck.code, 0) << ck;
+  char link[64] = {};
+  ASSERT_GT(::readlink((img / "image/inventory.img").c_str(), link, sizeof(link) - 1), 0);
+  EXPECT_STREQ(link, "manifest.json");
+  // IMG_SERVICE_MAGIC, STATS_MAGIC (little endian), then a size and the protobuf.
+  const std::string magic("\x40\x59\x10\x55\x06\x33\x09\x57", 8);
+  std::string st = read_file(work / "stats-dump");
+  ASSERT_GT(st.size(), 14u);
+  EXPECT_EQ(st.substr(0, 8), magic);
+  EXPECT_EQ(st[12], '\x0a') << "StatsEntry.dump (field 1, embedded message)";
+  b.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img / "image",
+                         "--work-path", work.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  st = read_file(work / "stats-restore");
+  ASSERT_GT(st.size(), 14u);
+  EXPECT_EQ(st.substr(0, 8), magic);
+  EXPECT_EQ(st[12], '\x12') << "StatsEntry.restore (field 2, embedded message)";
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
