@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -722,6 +723,84 @@ TEST_F(CheckpointTest, InventoryAndStatisticsForEngines) {
   ASSERT_GT(st.size(), 14u);
   EXPECT_EQ(st.substr(0, 8), magic);
   EXPECT_EQ(st[12], '\x12') << "StatsEntry.restore (field 2, embedded message)";
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// Checkpointed while a foreground job runs: the job's process group (not the shell's)
+// owns the terminal again after restore (TIOCSPGRP), and the shell gets it back after.
+TEST_F(CheckpointConsoleTest, ForegroundJobKeepsTheTerminal) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  int master = -1;
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    master = cs.receive_fd();
+  }
+  ASSERT_GE(master, 0);
+  std::string out = say(master, "echo ready-$((1+1))\n", "ready-2");
+  ASSERT_NE(out.find("ready-2"), std::string::npos) << out;
+  std::string job = "sleep 1; echo after-$((3+4))\n";
+  ASSERT_EQ(::write(master, job.data(), job.size()), static_cast<ssize_t>(job.size()));
+  pid_t init = rt.state_json(id).value("pid", 0);
+  pid_t fg = 0;
+  for (int i = 0; i < 100 && (fg == 0 || fg == init); i++) {
+    std::this_thread::sleep_for(10ms);
+    if (::ioctl(master, TIOCGPGRP, &fg) < 0) fg = 0;
+  }
+  ASSERT_NE(fg, init) << "the job never got the terminal";
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::close(master);
+  Json tty = Json::parse(read_file(img / "image/manifest.json"))["tty"];
+  EXPECT_GT(tty["fg_pgrp"].get<int>(), 1) << tty;
+  ConsoleSocket cs2;
+  b.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img / "image",
+                         "--console-socket", cs2.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  int m2 = cs2.receive_fd();
+  ASSERT_GE(m2, 0);
+  pid_t fg2 = 0, init2 = rt.state_json(id).value("pid", 0);
+  ASSERT_EQ(::ioctl(m2, TIOCGPGRP, &fg2), 0);
+  // Host pids: the group of the restored sleep, not the shell's (pid 1 of the pod).
+  EXPECT_NE(fg2, init2);
+  EXPECT_NE(read_file("/proc/" + std::to_string(fg2) + "/status")
+                .find("NSpid:\t" + std::to_string(fg2) + "\t" + tty["fg_pgrp"].dump()),
+            std::string::npos);
+  out = read_until(m2, "after-7");
+  EXPECT_NE(out.find("after-7"), std::string::npos) << out;
+  out = say(m2, "echo back-$((4+4))\n", "back-8");
+  EXPECT_NE(out.find("back-8"), std::string::npos) << out;
+  ::close(m2);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// full and strict promise every cgroup back: a cgroup below the container's is refused
+// there (before anything changes); soft restores its tasks into the container's cgroup.
+TEST_F(CheckpointCgroupTest, NestedCgroupRefusedInFullMode) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::istringstream in(read_file("/proc/" + std::to_string(init_pid(id)) + "/cgroup"));
+  std::string line, dir;
+  while (std::getline(in, line))
+    if (line.find(":pids:") != std::string::npos)
+      dir = "/sys/fs/cgroup/pids" + line.substr(line.rfind(':') + 1);
+  if (dir.empty()) GTEST_SKIP() << "no v1 pids controller";
+  std::string nested = dir + "/inner";
+  ASSERT_EQ(::mkdir(nested.c_str(), 0755), 0);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image", {"--manage-cgroups-mode", "strict"});
+  expect_error(ck, "--manage-cgroups-mode strict: nested cgroup `" + nested + "`");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  ::rmdir(nested.c_str());
   EXPECT_EQ(rt.del(id, true).code, 0);
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
