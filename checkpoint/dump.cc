@@ -107,7 +107,7 @@ std::string fd_kind(const std::string& link) {
 }
 
 Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio,
-                         dev_t console) {
+                         const ConsoleId& console) {
   auto names = ZRUN_TRY(base::list_dir(proc(t.pid, "fd")));
   std::vector<int> fds;
   for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
@@ -137,15 +137,15 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
       if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
       f.kind = "pipe";
       f.path = std::string(lbuf, static_cast<size_t>(ln));
-    } else if (S_ISCHR(st.st_mode) && (st.st_rdev == console || is_pty_device(st.st_rdev))) {
+    } else if (path && S_ISCHR(st.st_mode) && is_pty_device(st.st_rdev)) {
       // The console is reopened on the new pty at restore (checkpoint/tty.h); other ptys
-      // (a pty pair the pod made itself) cannot be recreated yet.
-      if (st.st_rdev != console)
-        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": pty `" +
-                                (path ? *path : std::string("?")) +
+      // in the container (a pty pair the pod made itself) cannot be recreated yet. A pty
+      // outside it (the caller's terminal as stdio) is the engine's stdio, below.
+      if (!console.is(st))
+        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": pty `" + *path +
                                 "` other than the container's console is not supported yet");
       f.kind = "tty";
-      f.path = path ? *path : std::string();
+      f.path = *path;
     } else if (path && plain) {
       f.kind = "file";
       f.path = *path;
@@ -570,7 +570,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   // Init first: its fds 0-2 name the container's stdio.
   std::sort(tasks.begin(), tasks.end(),
             [&](auto& a, auto& b) { return host_to_v[a.pid] < host_to_v[b.pid]; });
-  dev_t console = find_console(init_pid);
+  ConsoleId console = find_console(init_pid);
   for (auto& t : tasks) {
     ZRUN_TRY(collect_info(t, host_to_v));
     ZRUN_TRY(collect_fds(t, stdio, console));
@@ -578,7 +578,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   ZRUN_TRY(resolve_pipes(tasks, stdio));
   std::vector<ConsoleTask> console_tasks;
   for (auto& t : tasks) console_tasks.push_back({t.pid, &t.img});
-  TtyImage tty = console ? ZRUN_TRY(dump_console(console, console_tasks)) : TtyImage{};
+  TtyImage tty = console.ino ? ZRUN_TRY(dump_console(console, console_tasks)) : TtyImage{};
   // Checked: from here on the tasks are changed (injection), and put back on any error.
   Manifest m;
   struct utsname u {};

@@ -55,18 +55,33 @@ bool is_pty_device(dev_t rdev) {
   return is_pty_slave(rdev) || (major(rdev) == 5 && minor(rdev) == 2);
 }
 
-dev_t find_console(pid_t init_pid) {
-  if (auto s = stat_tty(init_pid); s && is_pty_slave(s->tty)) return s->tty;
-  for (int fd = 0; fd < 3; fd++) {
-    struct stat st {};
-    std::string magic = "/proc/" + std::to_string(init_pid) + "/fd/" + std::to_string(fd);
-    if (::stat(magic.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && is_pty_slave(st.st_rdev))
-      return st.st_rdev;
-  }
-  return 0;
+bool ConsoleId::is(const struct stat& st) const {
+  return ino != 0 && S_ISCHR(st.st_mode) && st.st_dev == dev && st.st_ino == ino;
 }
 
-Result<TtyImage> dump_console(dev_t console, const std::vector<ConsoleTask>& tasks) {
+ConsoleId find_console(pid_t init_pid) {
+  auto ctty = stat_tty(init_pid);
+  dev_t want = ctty && is_pty_slave(ctty->tty) ? ctty->tty : 0;
+  std::string pid = std::to_string(init_pid);
+  for (int fd = 0; fd < 3; fd++) {
+    struct stat st {
+    }, inside{};
+    std::string magic = "/proc/" + pid + "/fd/" + std::to_string(fd);
+    if (::stat(magic.c_str(), &st) < 0 || !S_ISCHR(st.st_mode) || !is_pty_slave(st.st_rdev) ||
+        (want && st.st_rdev != want))
+      continue;
+    char buf[4096];
+    ssize_t n = ::readlink(magic.c_str(), buf, sizeof(buf) - 1);
+    if (n <= 0 || buf[0] != '/') continue;
+    std::string in_root = "/proc/" + pid + "/root" + std::string(buf, static_cast<size_t>(n));
+    if (::stat(in_root.c_str(), &inside) == 0 && inside.st_dev == st.st_dev &&
+        inside.st_ino == st.st_ino)
+      return ConsoleId{st.st_dev, st.st_rdev, st.st_ino};
+  }
+  return {};
+}
+
+Result<TtyImage> dump_console(const ConsoleId& console, const std::vector<ConsoleTask>& tasks) {
   TtyImage out;
   std::string magic;
   for (auto& t : tasks)
@@ -91,7 +106,7 @@ Result<TtyImage> dump_console(dev_t console, const std::vector<ConsoleTask>& tas
   for (auto& t : tasks) {
     auto s = ZRUN_TRY(stat_tty(t.host));
     pgrps.emplace_back(s.pgrp, t.img->pgid);
-    if (s.tty != console) continue;
+    if (s.tty != console.rdev) continue;
     out.sid = t.img->sid;
     tpgid = s.tpgid;
   }

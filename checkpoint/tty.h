@@ -9,6 +9,7 @@
 // again (injected TIOCSCTTY) with the saved foreground group (injected TIOCSPGRP).
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <string>
@@ -23,10 +24,17 @@ namespace zrun::ckpt {
 // A pty device: a Unix98 slave (majors 136-143) or the multiplexer /dev/ptmx (5:2).
 bool is_pty_device(dev_t rdev);
 
-// Dump: the device number of the container's console, or 0 when there is none: the
-// controlling tty of the init (host pid) if it is a pty slave, else the pty slave on one
-// of its fds 0-2.
-dev_t find_console(pid_t init_pid);
+// Dump: the container's console, the pty slave inode in the container's devpts (device
+// numbers alone are ambiguous: every devpts instance has its own pts/0). It is the pty
+// on one of the init's fds 0-2 that is the init's controlling tty (or, when the init has
+// none, any pty there) and is reachable inside the container; a terminal of the engine's
+// caller (a non-terminal container run from a shell) is not. Zero `ino`: no console.
+struct ConsoleId {
+  dev_t dev = 0, rdev = 0;
+  ino_t ino = 0;
+  bool is(const struct stat& st) const;
+};
+ConsoleId find_console(pid_t init_pid);
 
 struct ConsoleTask {
   pid_t host = 0;
@@ -35,7 +43,8 @@ struct ConsoleTask {
 // Dump: the console's state, read through a task's "tty" fd (termios, window size) and
 // /proc/PID/stat (which session has it as controlling tty, its foreground group), with
 // host pgrps mapped to the pod's. Empty result (no slave) when no task has it open.
-base::Result<TtyImage> dump_console(dev_t console, const std::vector<ConsoleTask>& tasks);
+base::Result<TtyImage> dump_console(const ConsoleId& console,
+                                    const std::vector<ConsoleTask>& tasks);
 
 // Restore, before the placeholders are seized: the new console is the pty slave on the
 // init placeholder's fd 0 (setup_console); set the saved termios and window size on it

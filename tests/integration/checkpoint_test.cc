@@ -805,5 +805,43 @@ TEST_F(CheckpointCgroupTest, NestedCgroupRefusedInFullMode) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// A non-terminal container whose stdio is a terminal of the caller (a pty outside the
+// container, here from this test): that is the engine's stdio, not a console, and the
+// container is checkpointed and restored as usual.
+TEST_F(CheckpointTest, CallersTerminalAsStdioIsNotAConsole) {
+  int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(m, 0);
+  ASSERT_EQ(::grantpt(m), 0);
+  ASSERT_EQ(::unlockpt(m), 0);
+  int slave = ::open(::ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  Bundle b(rt);
+  counting_shell(b);
+  b.save();
+  std::string id = rt.new_id();
+  ExecOptions o;
+  o.pass_fds = {slave};
+  RunResult c = run_command({"/bin/sh", "-c",
+                             "exec \"$0\" --root \"$1\" create --bundle \"$2\" \"$3\" <&3 >&3 "
+                             "2>&3 3>&-",
+                             runtime_path(), rt.root(), b.path(), id},
+                            o);
+  ::close(slave);
+  ASSERT_EQ(c.code, 0) << c;
+  ASSERT_EQ(rt.start(id).code, 0);
+  ASSERT_GE(wait_count(b, 3), 3);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  EXPECT_FALSE(Json::parse(read_file(img / "image/manifest.json")).contains("tty"));
+  long saved = count(b);
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_GE(wait_count(b, saved + 3, saved), saved + 3);
+  ::close(m);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
