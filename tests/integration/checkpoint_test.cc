@@ -843,5 +843,33 @@ TEST_F(CheckpointTest, CallersTerminalAsStdioIsNotAConsole) {
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+// In the foreground without --console-socket, restore proxies the new console itself
+// (as run does, and runc): our stdin reaches the restored shell, its answers our stdout.
+TEST_F(CheckpointConsoleTest, ForegroundRestoreProxiesTheConsole) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  TempDir img;
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    int master = cs.receive_fd();
+    ASSERT_GE(master, 0);
+    std::string out = say(master, "Y=fg-$((5+5)); echo set-$Y\n", "set-fg-10");
+    ASSERT_NE(out.find("set-fg-10"), std::string::npos) << out;
+    RunResult ck = checkpoint(id, img / "image");
+    ASSERT_EQ(ck.code, 0) << ck;
+    ::close(master);
+  }
+  b.save();
+  ExecOptions o;
+  o.stdin_data = "echo again-$Y\nexit 7\n";
+  o.timeout = 20s;
+  RunResult r = rt.exec({"restore", "-b", b.path(), "--image-path", img / "image", id}, o);
+  EXPECT_EQ(r.code, 7) << r;
+  EXPECT_NE(r.out.find("again-fg-10"), std::string::npos) << r;
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
