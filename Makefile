@@ -9,7 +9,7 @@ PREFIX ?= /usr/local
 # Debian packages zrun needs to build and test.
 DEPS := build-essential cmake ninja-build pkg-config libseccomp-dev libcap-dev \
         nlohmann-json3-dev libcli11-dev libgtest-dev busybox-static clang-format \
-        podman conmon catatonit containerd runc uidmap \
+        podman conmon catatonit containerd runc uidmap criu \
         qemu-system-x86 python3 zstd \
         clang bpftool libbpf-dev libelf-dev zlib1g-dev
 # Only for bench/ comparisons.

@@ -23,8 +23,9 @@ struct DumpOptions {
   std::string id;          // for messages: "checkpoint `id`: ..."
   std::string image_path;  // created if missing; must be empty
   bool leave_running = false;
-  std::string config;  // config.json text of the container
-  std::string cgroup;  // the container's cgroup record
+  std::string config;       // config.json text of the container
+  std::string cgroup;       // the container's cgroup record
+  std::string cgroup_mode;  // --manage-cgroups-mode, saved in the manifest ("" = soft)
 };
 
 // Dump the container whose init is `init_pid` (host pid) in cgroup `cg`. Without

@@ -29,6 +29,7 @@
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
 #include "checkpoint/shmem.h"
+#include "checkpoint/tty.h"
 
 namespace zrun::ckpt {
 
@@ -109,7 +110,7 @@ std::string fd_kind(const std::string& link) {
 }
 
 Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& stdio,
-                         ObjectDump& objects) {
+                         ObjectDump& objects, const ConsoleId& console) {
   auto names = ZRUN_TRY(base::list_dir(proc(t.pid, "fd")));
   std::vector<int> fds;
   for (auto& n : names) fds.push_back(static_cast<int>(ZRUN_TRY(base::parse_int(n))));
@@ -143,6 +144,15 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
       if (fd <= 2 && !stdio.count(key)) stdio[key] = fd;
       f.kind = "pipe";
       f.path = std::string(lbuf, static_cast<size_t>(ln));
+    } else if (path && S_ISCHR(st.st_mode) && is_pty_device(st.st_rdev)) {
+      // The console is reopened on the new pty at restore (checkpoint/tty.h); other ptys
+      // in the container (a pty pair the pod made itself) cannot be recreated yet. A pty
+      // outside it (the caller's terminal as stdio) is the engine's stdio, below.
+      if (!console.is(st))
+        return base::make_error(who(t) + " fd " + std::to_string(fd) + ": pty `" + *path +
+                                "` other than the container's console is not supported yet");
+      f.kind = "tty";
+      f.path = *path;
     } else if (path && plain) {
       f.kind = "file";
       f.path = *path;
@@ -587,12 +597,16 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   std::sort(tasks.begin(), tasks.end(),
             [&](auto& a, auto& b) { return host_to_v[a.pid] < host_to_v[b.pid]; });
   ObjectDump objects;
+  ConsoleId console = find_console(init_pid);
   for (auto& t : tasks) {
     ZRUN_TRY(collect_info(t, host_to_v, objects));
-    ZRUN_TRY(collect_fds(t, stdio, objects));
+    ZRUN_TRY(collect_fds(t, stdio, objects, console));
   }
   ZRUN_TRY(resolve_pipes(tasks, stdio));
   ZRUN_TRY(objects.save(opts.image_path));
+  std::vector<ConsoleTask> console_tasks;
+  for (auto& t : tasks) console_tasks.push_back({t.pid, &t.img});
+  TtyImage tty = console.ino ? ZRUN_TRY(dump_console(console, console_tasks)) : TtyImage{};
   // The IPC namespace's objects (read only, by a child of ours in that namespace).
   std::vector<IpcUser> ipc_users;
   for (auto& t : tasks) {
@@ -614,6 +628,8 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   m.config = opts.config;
   m.cgroup = opts.cgroup;
   m.ipc = std::move(ipc);
+  m.cgroup_mode = opts.cgroup_mode;
+  m.tty = std::move(tty);
   std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
   PageWriter pw;
   for (auto* t : creation_order(tasks)) {

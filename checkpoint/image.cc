@@ -26,6 +26,9 @@ inline uint64_t mum(uint64_t a, uint64_t b) {
 
 }  // namespace
 
+// The macro is written for nlohmann::json; the image uses ordered_json (converted).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TtyImage, slave, termios, winsize, sid, fg_pgrp)
+
 uint64_t hash64(const void* data, size_t len, uint64_t seed) {
   // Four independent lanes, each folding 16 bytes per 128-bit multiply (a 64-bit FNV lane
   // took one multiply per 8 bytes: ~7 GB/s here against ~10 GB/s now).
@@ -352,6 +355,8 @@ std::string manifest_to_json(const Manifest& m) {
                      {"hash", hex64(t.hash)}});
   j["tasks"] = tasks;
   if (!m.ipc.empty()) j["ipc"] = Json::parse(m.ipc);
+  if (!m.cgroup_mode.empty()) j["cgroup_mode"] = m.cgroup_mode;
+  if (!m.tty.slave.empty()) j["tty"] = Json(nlohmann::json(m.tty));
   return j.dump(1);
 }
 
@@ -385,6 +390,8 @@ Result<Manifest> manifest_from_json(const std::string& text) {
       m.tasks.push_back(std::move(r));
     }
     if (j.contains("ipc")) m.ipc = j.at("ipc").dump();
+    m.cgroup_mode = j.value("cgroup_mode", "");
+    if (j.contains("tty")) m.tty = nlohmann::json(j.at("tty")).get<TtyImage>();
     if (m.tasks.empty() || m.tasks[0].vpid != 1)
       return base::make_error("image has no init process (pid 1)");
     return m;

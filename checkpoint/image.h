@@ -47,9 +47,9 @@ struct VmaImage {
 
 struct FdImage {
   int fd = 0;
-  // "file", "inherit" (container stdio from the engine), "pipe", "mqueue" (an mqd_t: path
-  // is the queue's name, "/q"), or an object's kind ("memfd", "shmem", "deleted",
-  // "eventfd": path is then the ObjectImage key)
+  // "file", "inherit" (container stdio from the engine), "pipe", "tty" (the container's
+  // console), "mqueue" (an mqd_t: path is the queue's name, "/q"), or an object's kind
+  // ("memfd", "shmem", "deleted", "eventfd": path is then the ObjectImage key)
   std::string kind;
   std::string path;  // pipe: "pipe:[ino]", the same for both ends of one pipe
   int flags = 0;
@@ -131,6 +131,16 @@ struct TaskImage {
   std::vector<ObjectImage> objects;  // objects this task is the first to refer to
 };
 
+// The container's console (process.terminal) as its tasks saw it: fds on the console pty
+// slave are "tty" FdImages; this is the terminal's own state. Empty `slave`: no console.
+struct TtyImage {
+  std::string slave;    // the slave's path in the container at dump time (/dev/pts/0)
+  std::string termios;  // hex of struct termios2 (TCGETS2)
+  std::string winsize;  // hex of struct winsize (TIOCGWINSZ)
+  pid_t sid = 0;        // vpid of the session whose controlling tty it is (0: none)
+  pid_t fg_pgrp = 0;    // its foreground process group (vpid; 0: none in the pod)
+};
+
 struct TaskRef {
   pid_t vpid = 0, ppid = 0, pgid = 0, sid = 0;
   std::string file;
@@ -148,6 +158,10 @@ struct Manifest {
   std::string hostname, domainname;  // of the container's UTS namespace at dump time
   std::vector<TaskRef> tasks;        // creation order: a parent before its children
   std::string ipc;  // JSON text of the IPC namespace (objects, sysctls: ipc.h); "" if shared
+  // --manage-cgroups-mode at checkpoint ("" = soft); "ignore": restore takes the bundle's
+  // linux.resources instead of the saved config's.
+  std::string cgroup_mode;
+  TtyImage tty;
 };
 
 // Writers: task JSON returned as text (hashed into the manifest by the caller).

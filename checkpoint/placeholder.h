@@ -19,6 +19,7 @@ struct PlaceholderTask {
 
 struct PlaceholderPlan {
   std::vector<PlaceholderTask> tasks;  // creation order; tasks[0] is vpid 1
+  bool console = false;                // the image has a console: the spec must ask for a terminal
 };
 
 struct PlaceholderRole {

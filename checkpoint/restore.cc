@@ -6,6 +6,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "checkpoint/proc.h"
 #include "checkpoint/ptrace.h"
 #include "checkpoint/shmem.h"
+#include "checkpoint/tty.h"
 
 namespace zrun::ckpt {
 
@@ -312,7 +314,8 @@ Result<void> restore_pipe(Task& t, const FdImage& f, PipeTable& pipes, int keep_
   return base::ok();
 }
 
-Result<void> restore_fds(Task& t, PipeTable& pipes, ObjectRestore& objs) {
+Result<void> restore_fds(Task& t, PipeTable& pipes, ObjectRestore& objs,
+                         const std::string& console) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   int top = 2;
@@ -344,8 +347,11 @@ Result<void> restore_fds(Task& t, PipeTable& pipes, ObjectRestore& objs) {
       ZRUN_TRY_CTX(open_mqueue_fd(tr, f), "fd " + std::to_string(f.fd));
       continue;
     }
-    auto path = ZRUN_TRY(put_string(tr, f.path));
-    long fd = ZRUN_TRY(tr.syscall_ok(("open `" + f.path + "`").c_str(), SYS_openat, AT_FDCWD, path,
+    // A console fd is the new console's slave (the init's session has it already, so the
+    // open does not make it a controlling tty; restore_console_task does that).
+    const std::string& name = f.kind == "tty" ? console : f.path;
+    auto path = ZRUN_TRY(put_string(tr, name));
+    long fd = ZRUN_TRY(tr.syscall_ok(("open `" + name + "`").c_str(), SYS_openat, AT_FDCWD, path,
                                      (f.flags & kKeep) | cloexec));
     if (fd != f.fd) {
       ZRUN_TRY(tr.syscall_ok("dup3", SYS_dup3, fd, f.fd, cloexec));
@@ -447,17 +453,22 @@ Result<void> restore_thread(Thread& th, const Tracee& leader, const TaskImage& p
 
 // The UTS namespace is the pod's: set once, from the init, while it is privileged.
 Result<void> restore_uts(Tracee& tr, const Manifest& m) {
-  if (!m.hostname.empty())
+  // Only what differs from what create set: the spec's seccomp profile, already on the
+  // placeholder, may forbid sethostname (podman's does without CAP_SYS_ADMIN).
+  struct utsname now {};
+  ZRUN_TRY(tr.syscall_ok("uname", SYS_uname, tr.scratch()));
+  ZRUN_TRY(tr.read_mem(tr.scratch(), &now, sizeof(now)));
+  if (!m.hostname.empty() && m.hostname != now.nodename)
     ZRUN_TRY(tr.syscall_ok("sethostname", SYS_sethostname, ZRUN_TRY(put_string(tr, m.hostname)),
                            m.hostname.size()));
-  if (!m.domainname.empty() && m.domainname != "(none)")
+  if (!m.domainname.empty() && m.domainname != "(none)" && m.domainname != now.domainname)
     ZRUN_TRY(tr.syscall_ok("setdomainname", SYS_setdomainname,
                            ZRUN_TRY(put_string(tr, m.domainname)), m.domainname.size()));
   return base::ok();
 }
 
 Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes,
-                          ObjectRestore& objs) {
+                          ObjectRestore& objs, const std::string& console) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -480,8 +491,9 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, Pi
   ZRUN_TRY(rebuild_memory(t, cur, dir, objs));
   ZRUN_TRY(restore_mm(t, objs));
   ZRUN_TRY(restore_signals(t));
-  ZRUN_TRY(restore_fds(t, pipes, objs));
+  ZRUN_TRY(restore_fds(t, pipes, objs, console));
   ZRUN_TRY(objs.end_task(tr));
+  ZRUN_TRY(restore_console_task(tr, *t.img, m.tty, console));
   ZRUN_TRY(restore_fs(t));
   if (t.img->vpid == 1) ZRUN_TRY(restore_uts(tr, m));
   ZRUN_TRY(restore_creds(tr, *t.img));
@@ -502,12 +514,17 @@ PlaceholderPlan placeholder_plan(const Image& img) {
     for (auto& th : img.tasks[i].threads) pt.threads.push_back(th.vtid);
     p.tasks.push_back(std::move(pt));
   }
+  p.console = !img.manifest.tty.slave.empty();
   return p;
 }
 
 Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   std::map<pid_t, pid_t> v_to_host;
   ZRUN_TRY(find_tree(init_pid, v_to_host));
+  // Before the seize: the placeholders (not traced yet) ignore the SIGWINCH of the resize.
+  std::string console;
+  if (!img.manifest.tty.slave.empty())
+    console = ZRUN_TRY(prepare_console(init_pid, img.manifest.tty));
   std::vector<Task> tasks;
   // On any error the placeholders die here, never half-rebuilt and running.
   auto kill_all = [&] {
@@ -564,7 +581,8 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   PipeTable pipes;
   ObjectRestore objs(img);
   for (auto& t : tasks)
-    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes, objs), "restore " + who(*t.img));
+    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes, objs, console),
+                 "restore " + who(*t.img));
   ZRUN_TRY_CTX(objs.finish(), "restore");
   ZRUN_TRY_CTX(finish_ipc(init_pid, img), "restore the IPC namespace");
   cleanup.dismiss();

@@ -10,10 +10,16 @@
 
 namespace zrun::rt {
 
+// A valid --manage-cgroups-mode value ("" is the default, soft)?
+base::Result<void> check_cgroups_mode(const std::string& mode);
+
 struct CheckpointOptions {
   std::string id;
   std::string image_path;
   bool leave_running = false;
+  std::string work_path;  // stats-dump goes here ("" = the image directory)
+  // --manage-cgroups-mode: "" or soft, full, strict, ignore (docs/checkpoint.md "Cgroups").
+  std::string cgroups_mode;
 };
 
 // Dump the container to the image; without leave_running it is then killed and deleted.
@@ -25,6 +31,13 @@ struct RestoreOptions {
   std::string bundle = ".";
   std::string image_path;
   std::string pid_file;
+  std::string work_path;  // stats-restore goes here ("" = the image directory)
+  // process.terminal: where the new console's master goes (as for create).
+  std::string console_socket;
+  int console_fd = -1;
+  // --manage-cgroups-mode: "" or soft, full, strict take the resources the container had
+  // at checkpoint (the image's config); ignore takes the bundle's.
+  std::string cgroups_mode;
 };
 
 // Create container `id` from the bundle with the image's processes, running. On error

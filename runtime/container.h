@@ -36,6 +36,9 @@ struct CreateOptions {
   // restore: the init forks this tree of placeholder tasks instead of exec'ing the
   // process, and the container is ready when they wait for the restorer.
   const ckpt::PlaceholderPlan* restore = nullptr;
+  // restore: the cgroup gets these instead of the bundle's linux.resources (the ones the
+  // container had at checkpoint). Null: the bundle's.
+  const spec::Resources* resources = nullptr;
 };
 
 // The global --rootless flag ("true", "false", "auto") resolved as runc does: auto means

@@ -191,6 +191,7 @@ Result<std::unique_ptr<cg::Cgroup>> create_cgroup(const spec::Spec& s, const Cre
   if (opts.rootless && path.empty()) path = "zrun/" + opts.id;
   cgc.path = ZRUN_TRY(cg::resolve_path(path, opts.id));
   cgc.resources = (s.linux_ && s.linux_->resources) ? &*s.linux_->resources : nullptr;
+  if (opts.resources) cgc.resources = opts.resources;
   cgc.devices = s.linux_ ? &s.linux_->devices : nullptr;
   auto cg = cg::Cgroup::create(cgc);
   if (cg) return std::move(*cg);
@@ -230,8 +231,9 @@ Result<Created> create_container(const StateStore& store, const CreateOptions& o
   if (!s.process->terminal && !opts.console_socket.empty())
     return base::make_error("--console-socket given but process.terminal is false");
   ZRUN_TRY(iso::check_lsm(s));
-  if (opts.restore && s.process->terminal)
-    return base::make_error("restore: process.terminal is not supported yet");
+  if (opts.restore && opts.restore->console && !s.process->terminal)
+    return base::make_error(
+        "the image has a console (process.terminal) but the bundle's process.terminal is false");
 
   // Like runc, work from the bundle directory (hooks run there); paths the caller gave
   // relative to its cwd are made absolute first.

@@ -1,5 +1,7 @@
 // checkpoint, restore: runc's command lines (docs/checkpoint.md). Flags for features not
 // implemented yet are accepted by the parser only to fail with a clear message.
+#include <optional>
+
 #include "base/log.h"
 #include "base/sys.h"
 #include "runtime/checkpoint.h"
@@ -20,17 +22,9 @@ struct Unsupported {
   }
 };
 
-Result<void> check_cgroups_mode(const std::string& cmd, const std::string& mode) {
-  // The cgroup is always created from the bundle's spec (limits included): that is "soft".
-  if (mode.empty() || mode == "soft" || mode == "ignore") return base::ok();
-  if (mode == "full" || mode == "strict")
-    return base::make_error(cmd + ": --manage-cgroups-mode " + mode + " is not supported yet");
-  return base::make_error(cmd + ": --manage-cgroups-mode: invalid mode `" + mode + "`");
-}
-
 struct CheckpointFlags {
   rt::CheckpointOptions opts;
-  std::string work_path, cgroups_mode, parent_path;
+  std::string parent_path;
   bool tcp = false, file_locks = false, shell_job = false, ext_unix = false, pre_dump = false;
 };
 
@@ -40,25 +34,25 @@ ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Acti
   f->opts.image_path = "checkpoint";
   c->add_option("--image-path", f->opts.image_path, "directory for the image")
       ->capture_default_str();
-  c->add_option("--work-path", f->work_path, "directory for logs (unused)");
+  c->add_option("--work-path", f->opts.work_path,
+                "directory for stats-dump (CRIU's statistics; default: the image)");
   c->add_flag("--leave-running", f->opts.leave_running, "keep the container running");
   c->add_flag("--tcp-established", f->tcp, "checkpoint established TCP connections");
   c->add_flag("--file-locks", f->file_locks, "checkpoint file locks");
-  c->add_flag("--shell-job", f->shell_job, "allow a shell job (controlling tty)");
+  c->add_flag("--shell-job", f->shell_job,
+              "accepted for runc compatibility (sessions outside the pod are always allowed)");
   c->add_flag("--ext-unix-sk", f->ext_unix, "allow external unix sockets");
-  c->add_option("--manage-cgroups-mode", f->cgroups_mode, "soft|full|strict|ignore");
+  c->add_option("--manage-cgroups-mode", f->opts.cgroups_mode, "soft|full|strict|ignore");
   c->add_flag("--pre-dump", f->pre_dump, "dump memory only, keep running");
   c->add_option("--parent-path", f->parent_path, "image of a previous pre-dump");
   c->add_option("id", f->opts.id, "container id")->required();
   return [f, &g]() -> Result<int> {
     Unsupported u{{{"--tcp-established", f->tcp},
                    {"--file-locks", f->file_locks},
-                   {"--shell-job", f->shell_job},
                    {"--ext-unix-sk", f->ext_unix},
                    {"--pre-dump", f->pre_dump},
                    {"--parent-path", !f->parent_path.empty()}}};
     ZRUN_TRY(u.check("checkpoint"));
-    ZRUN_TRY(check_cgroups_mode("checkpoint", f->cgroups_mode));
     rt::StateStore store(g.root);
     ZRUN_TRY(rt::checkpoint_container(store, f->opts));
     return 0;
@@ -67,7 +61,6 @@ ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Acti
 
 struct RestoreFlags {
   rt::RestoreOptions opts;
-  std::string work_path, cgroups_mode, console_socket;
   bool detach = false, tcp = false, file_locks = false, shell_job = false, ext_unix = false;
 };
 
@@ -79,28 +72,36 @@ ZRUN_COMMAND("restore", 87, [](CLI::App& app, const GlobalOptions& g) -> Action 
       ->capture_default_str();
   c->add_option("--image-path", f->opts.image_path, "directory of the image")
       ->capture_default_str();
-  c->add_option("--work-path", f->work_path, "directory for logs (unused)");
+  c->add_option("--work-path", f->opts.work_path,
+                "directory for stats-restore (CRIU's statistics; default: the image)");
   c->add_flag("-d,--detach", f->detach, "return once the container runs");
-  c->add_option("--console-socket", f->console_socket, "unix socket for the pty master");
+  c->add_option("--console-socket", f->opts.console_socket,
+                "unix socket that receives the new console's pty master (process.terminal)");
   c->add_option("--pid-file", f->opts.pid_file, "write the container's init PID here");
-  c->add_option("--manage-cgroups-mode", f->cgroups_mode, "soft|full|strict|ignore");
+  c->add_option("--manage-cgroups-mode", f->opts.cgroups_mode, "soft|full|strict|ignore");
   c->add_flag("--tcp-established", f->tcp, "restore established TCP connections");
   c->add_flag("--file-locks", f->file_locks, "restore file locks");
-  c->add_flag("--shell-job", f->shell_job, "restore a shell job");
+  c->add_flag("--shell-job", f->shell_job,
+              "accepted for runc compatibility (sessions outside the pod are always allowed)");
   c->add_flag("--ext-unix-sk", f->ext_unix, "allow external unix sockets");
   c->add_option("id", f->opts.id, "container id")->required();
   return [f, &g]() -> Result<int> {
-    Unsupported u{{{"--console-socket", !f->console_socket.empty()},
-                   {"--tcp-established", f->tcp},
+    Unsupported u{{{"--tcp-established", f->tcp},
                    {"--file-locks", f->file_locks},
-                   {"--shell-job", f->shell_job},
                    {"--ext-unix-sk", f->ext_unix}}};
     ZRUN_TRY(u.check("restore"));
-    ZRUN_TRY(check_cgroups_mode("restore", f->cgroups_mode));
+    // As run: in the foreground without --console-socket we hold the other end and proxy
+    // the console ourselves (runc does the same); detached, a terminal container needs
+    // --console-socket (create's check, "restore `id`: process.terminal is true: ...").
+    std::optional<ConsolePair> console;
+    if (!f->detach && f->opts.console_socket.empty()) {
+      console = ZRUN_TRY(make_console_pair());
+      f->opts.console_fd = console->theirs.get();
+    }
     rt::StateStore store(g.root);
     auto created = ZRUN_TRY(rt::restore_container(store, f->opts));
     if (f->detach) return 0;
-    int status = ZRUN_TRY(relay_until_exit(created, nullptr));
+    int status = ZRUN_TRY(relay_until_exit(created, console ? &*console : nullptr));
     auto ct = ZRUN_TRY(rt::Container::open(store, f->opts.id, true));
     if (auto r = ct.remove(true); !r) base::log_warn(r.error().text());
     return base::exit_code_from_status(status);

@@ -93,6 +93,9 @@ ZRUN_COMMAND("delete", 60, [](CLI::App& app, const GlobalOptions& g) -> Action {
   return [id, force, report, &g]() -> Result<int> {
     rt::StateStore store(g.root);
     auto ct = rt::Container::open(store, *id, true);
+    // As runc: --force of a container that does not exist succeeds (podman deletes a
+    // container after `checkpoint`, which already removed it, as runc's does).
+    if (!ct && *force && rt::validate_id(*id) && !base::path_exists(store.dir(*id))) return 0;
     if (!ct) return std::move(ct).error();
     ZRUN_TRY(ct->remove(*force, *report));
     return 0;

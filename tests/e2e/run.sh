@@ -442,9 +442,67 @@ t_userns() {
   expect_eq "uid_map" "$out" " 0 100000 65536 0 0 " || return 1
 }
 
+# The counter the shell loop writes to /n (`echo $i > /n` truncates first: read again
+# when caught empty in between).
+counter() {
+  local v i
+  for i in 1 2 3 4 5; do
+    v=$(pm exec "$1" cat /n) && [[ -n $v ]] && break
+    sleep 0.05
+  done
+  echo "$v"
+}
 t_checkpoint() {
-  command -v criu >/dev/null || { REASON="podman checkpoint needs criu (not installed; Debian's 3.17 fails on this kernel)"; return 2; }
-  REASON="checkpoint issue not landed"; return 2
+  command -v criu >/dev/null || { REASON="podman checkpoint needs criu (apt-get install criu: podman checks its version)"; return 2; }
+  local out n1 n2
+  pm run -d --name e2e-ck $IMG sh -c 'i=0; while :; do i=$((i+1)); echo $i > /n; sleep 0.1; done' >/dev/null ||
+    fail "run" || return 1
+  sleep 1
+  out=$(pm container checkpoint e2e-ck 2>&1) || fail "checkpoint: $out" || return 1
+  expect_eq "status after checkpoint" "$(cstatus e2e-ck)" exited || return 1
+  out=$(pm container restore e2e-ck 2>&1) || fail "restore: $out" || return 1
+  expect_eq "status after restore" "$(cstatus e2e-ck)" running || return 1
+  n1=$(counter e2e-ck)
+  sleep 0.5
+  n2=$(counter e2e-ck)
+  ((n1 > 5 && n2 > n1)) || fail "counter after restore: $n1 then $n2 (a fresh start restarts at 1)" || return 1
+  pm rm -f -t 0 e2e-ck >/dev/null
+  # -t: conmon holds the console master; the restore gets a new pty over its console
+  # socket and the same shell keeps printing into the container's log through it.
+  pm run -dt --name e2e-ckt $IMG sh -c 'i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done' \
+    >/dev/null || fail "run -t" || return 1
+  sleep 1
+  out=$(pm container checkpoint e2e-ckt 2>&1) || fail "checkpoint -t: $out" || return 1
+  n1=$(pm logs e2e-ckt | tr -d '\r' | sed -n 's/^tick-//p' | tail -1)
+  out=$(pm container restore e2e-ckt 2>&1) || fail "restore -t: $out" || return 1
+  expect_eq "status after restore -t" "$(cstatus e2e-ckt)" running || return 1
+  expect_match "console of pid 1" "$(pm exec e2e-ckt readlink /proc/1/fd/1)" '^/dev/pts/' || return 1
+  sleep 1
+  n2=$(pm logs e2e-ckt | tr -d '\r' | sed -n 's/^tick-//p' | tail -1)
+  ((n1 > 3 && n2 > n1 + 3)) || fail "ticks on the console: $n1 before, $n2 after restore" || return 1
+  pm rm -f -t 0 e2e-ckt >/dev/null
+}
+
+# checkpoint --export / restore --import (migration through a tar file), --print-stats.
+t_checkpoint_export() {
+  command -v criu >/dev/null || { REASON="podman checkpoint needs criu (apt-get install criu: podman checks its version)"; return 2; }
+  local out n2
+  pm run -d --name e2e-cke $IMG sh -c 'i=0; while :; do i=$((i+1)); echo $i > /n; sleep 0.1; done' >/dev/null ||
+    fail "run" || return 1
+  sleep 1
+  out=$(pm container checkpoint --export "$T/ck.tar.gz" e2e-cke 2>&1) || fail "checkpoint --export: $out" || return 1
+  pm rm -f -t 0 e2e-cke >/dev/null
+  out=$(pm container restore --import "$T/ck.tar.gz" 2>&1) || fail "restore --import: $out" || return 1
+  sleep 0.5
+  n2=$(counter e2e-cke)
+  ((n2 > 5)) || fail "counter after import: $n2" || return 1
+  # --print-stats: podman decodes the CRIU statistics files zrun writes into --work-path.
+  out=$(pm container checkpoint --print-stats e2e-cke 2>&1) || fail "checkpoint --print-stats: $out" || return 1
+  expect_match "dump stats" "$out" '"frozen_time": [1-9]' || return 1
+  expect_match "dump stats" "$out" '"pages_written": [1-9]' || return 1
+  out=$(pm container restore --print-stats e2e-cke 2>&1) || fail "restore --print-stats: $out" || return 1
+  expect_match "restore stats" "$out" '"restore_time": [1-9]' || return 1
+  pm rm -f -t 0 e2e-cke >/dev/null
 }
 
 # ---- containerd (ctr run --runc-binary): a private daemon, rootfs dirs, no images ---------
@@ -571,7 +629,8 @@ t_no_leftovers() {
 tests=(exit_codes stdin_pipe stdin_big tty env_workdir_user detach_logs_wait exec exec_tty
   stop_sigterm stop_timeout kill_signal pause_unpause top_ps memory_oom memory_limit pids_limit cpus
   update read_only cap_drop_all stop_rm_cleanup pid_host tmpfs_devices_groups masked_paths seccomp hostname network_none volumes rm_cleanup parallel
-  restart init sysctl ulimit privileged pod userns checkpoint no_leftovers ctr_run ctr_lifecycle)
+  restart init sysctl ulimit privileged pod userns checkpoint checkpoint_export no_leftovers ctr_run
+  ctr_lifecycle)
 ((${#only[@]})) && tests=("${only[@]}")
 
 echo "e2e: podman $(podman --version | awk '{print $3}'), runtime $runtime, dir $T"

@@ -3,11 +3,13 @@
 // image is refused on restore and leaves nothing behind.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/support/harness.h"
@@ -1079,6 +1081,393 @@ TEST_F(CheckpointTest, IpcSysctlsAreKept) {
   EXPECT_EQ(v.out, "12345\n21\n16384\n") << v;
   EXPECT_EQ(rt.del(id2, true).code, 0);
   EXPECT_EQ(leftovers(rt, b2, id2), "");
+}
+
+// ---- Console (process.terminal) and cgroup limits across checkpoint/restore ----
+
+class CheckpointConsoleTest : public CheckpointTest {
+ protected:
+  // Write `cmd` to the console master and wait for `answer` in what comes back.
+  static std::string say(int master, const std::string& cmd, const std::string& answer) {
+    EXPECT_EQ(::write(master, cmd.data(), cmd.size()), static_cast<ssize_t>(cmd.size()));
+    return read_until(master, answer);
+  }
+};
+
+// An interactive shell on the container's console: it keeps its variables, job control
+// (a foreground command needs the console as controlling tty with the right foreground
+// group) and the window size on the new pty the restore sends over its console socket.
+TEST_F(CheckpointConsoleTest, ShellAnswersOnTheNewConsoleAfterRestore) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  int master = -1;
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    master = cs.receive_fd();
+  }
+  ASSERT_GE(master, 0);
+  struct winsize ws {};
+  ws.ws_row = 33;
+  ws.ws_col = 77;
+  ASSERT_EQ(::ioctl(master, TIOCSWINSZ, &ws), 0);
+  std::string out = say(master, "X=kept-$((6*7)); echo set-$X\n", "set-kept-42");
+  ASSERT_NE(out.find("set-kept-42"), std::string::npos) << out;
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::close(master);
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  EXPECT_EQ(manifest["tty"]["sid"], 1) << manifest["tty"];
+  ConsoleSocket cs2;
+  b.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img / "image",
+                         "--console-socket", cs2.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  int m2 = cs2.receive_fd();
+  ASSERT_GE(m2, 0) << "no pty master on the restore's console socket";
+  struct winsize ws2 {};
+  ASSERT_EQ(::ioctl(m2, TIOCGWINSZ, &ws2), 0);
+  EXPECT_EQ(ws2.ws_row, 33);
+  EXPECT_EQ(ws2.ws_col, 77);
+  // The same shell (its variable), a foreground job under job control, stty on the tty.
+  out = say(m2, "echo again-$X\n", "again-kept-42");
+  EXPECT_NE(out.find("again-kept-42"), std::string::npos) << out;
+  out = say(m2, "sleep 0.2 && echo fg-$((2+3))\n", "fg-5");
+  EXPECT_NE(out.find("fg-5"), std::string::npos) << out;
+  out = say(m2, "stty size; echo tty-$(tty)\n", "tty-/dev/pts/");
+  EXPECT_NE(out.find("33 77"), std::string::npos) << out;
+  EXPECT_EQ(rt.status(id), "running");
+  out = say(m2, "exit 0\n", "\n");
+  EXPECT_EQ(rt.wait_status(id, "stopped"), "stopped");
+  ::close(m2);
+  EXPECT_EQ(rt.del(id).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// A terminal container restored detached without --console-socket is refused before
+// anything is created (runc: "cannot allocate tty if runc will detach without setting
+// console socket"); a non-terminal one with --console-socket is refused as create does.
+TEST_F(CheckpointConsoleTest, ConsoleSocketIsRequiredExactlyForTerminalImages) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    int master = cs.receive_fd();
+    ASSERT_GE(master, 0);
+    TempDir img;
+    RunResult ck = checkpoint(id, img / "image");
+    ASSERT_EQ(ck.code, 0) << ck;
+    ::close(master);
+    RunResult r = restore(b, id, img / "image");
+    expect_error(r, "restore `" + id + "`: process.terminal is true: --console-socket is required");
+    EXPECT_EQ(leftovers(rt, b, id), "");
+    // The image needs a console: a bundle without a terminal is refused.
+    b.terminal(false);
+    r = restore(b, id, img / "image");
+    expect_error(r, "the image has a console");
+    EXPECT_EQ(leftovers(rt, b, id), "");
+  }
+  Bundle plain(rt);
+  counting_shell(plain);
+  std::string id2 = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(plain, id2));
+  TempDir img2;
+  ASSERT_EQ(checkpoint(id2, img2 / "image").code, 0);
+  ConsoleSocket cs;
+  plain.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", plain.path(), "--image-path", img2 / "image",
+                         "--console-socket", cs.path(), id2});
+  expect_error(r, "--console-socket given but process.terminal is false");
+  EXPECT_EQ(leftovers(rt, plain, id2), "");
+}
+
+class CheckpointCgroupTest : public CheckpointTest {
+ protected:
+  // The limit file of `ctrl` ("memory" or "pids") for the container's init: v1 where the
+  // controller is mounted (hybrid, legacy), else the unified hierarchy.
+  static std::string limit(pid_t pid, const std::string& ctrl) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+    std::string line, unified;
+    while (std::getline(in, line)) {
+      auto a = line.find(':'), c = line.find(':', a + 1);
+      if (a == std::string::npos || c == std::string::npos) continue;
+      std::string ctrls = "," + line.substr(a + 1, c - a - 1) + ",";
+      std::string path = line.substr(c + 1);
+      if (ctrls == ",,") unified = path;
+      if (ctrls.find("," + ctrl + ",") != std::string::npos) {
+        std::string f = ctrl == "memory" ? "/memory.limit_in_bytes" : "/pids.max";
+        return base_trim(read_file("/sys/fs/cgroup/" + ctrl + path + f));
+      }
+    }
+    std::string root =
+        path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+    return base_trim(read_file(root + unified + "/" + ctrl + ".max"));
+  }
+
+  pid_t init_pid(const std::string& id) {
+    Json st = rt.state_json(id);
+    return st.is_object() ? st.value("pid", 0) : 0;
+  }
+
+  // Run a counting shell with 256 MiB / 100 pids, update it to 96 MiB / 42 pids,
+  // checkpoint it with `extra` flags.
+  void updated_and_checkpointed(Bundle& b, const std::string& id, const std::string& dir,
+                                std::vector<std::string> extra = {}) {
+    b.config()["linux"]["resources"]["memory"] = {{"limit", 256 << 20}};
+    b.config()["linux"]["resources"]["pids"] = {{"limit", 100}};
+    counting_shell(b);
+    ASSERT_NO_FATAL_FAILURE(start(b, id));
+    if (limit(init_pid(id), "memory").empty() || limit(init_pid(id), "pids").empty())
+      GTEST_SKIP() << "no memory or pids controller for the container";
+    ASSERT_EQ(limit(init_pid(id), "memory"), std::to_string(256 << 20));
+    RunResult u = rt.exec({"update", "--memory", "96m", "--pids-limit", "42", id});
+    ASSERT_EQ(u.code, 0) << u;
+    ASSERT_EQ(limit(init_pid(id), "memory"), std::to_string(96 << 20));
+    ASSERT_GE(wait_count(b, 3), 3);
+    RunResult ck = checkpoint(id, dir, extra);
+    ASSERT_EQ(ck.code, 0) << ck;
+  }
+};
+
+TEST_F(CheckpointCgroupTest, RestoreAppliesTheLimitsOfCheckpointTime) {
+  Bundle b(rt);
+  std::string id = rt.new_id();
+  TempDir img;
+  ASSERT_NO_FATAL_FAILURE(updated_and_checkpointed(b, id, img / "image"));
+  if (IsSkipped()) return;
+  // The bundle still says 256 MiB / 100: the image's (updated) limits win.
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  pid_t pid = init_pid(id);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(limit(pid, "memory"), std::to_string(96 << 20))
+      << Json::parse(read_file(img / "image/manifest.json"))["config"]["linux"]["resources"];
+  EXPECT_EQ(limit(pid, "pids"), "42");
+  long c = count(b);
+  EXPECT_GE(wait_count(b, c + 3, c), c + 3);
+  // Explicit soft/full/strict behave alike (a restored container always gets a new cgroup).
+  TempDir img2;
+  RunResult ck = checkpoint(id, img2 / "image", {"--manage-cgroups-mode", "full"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  b.save();
+  r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img2 / "image",
+               "--manage-cgroups-mode", "strict", id});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(limit(init_pid(id), "memory"), std::to_string(96 << 20));
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// ignore (at restore, or at checkpoint): the cgroup is the bundle's, limits included.
+TEST_F(CheckpointCgroupTest, IgnoreModeTakesTheBundlesLimits) {
+  Bundle b(rt);
+  std::string id = rt.new_id();
+  TempDir img;
+  ASSERT_NO_FATAL_FAILURE(
+      updated_and_checkpointed(b, id, img / "image", {"--manage-cgroups-mode", "ignore"}));
+  if (IsSkipped()) return;
+  Json manifest = Json::parse(read_file(img / "image/manifest.json"));
+  EXPECT_EQ(manifest["cgroup_mode"], "ignore");
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(limit(init_pid(id), "memory"), std::to_string(256 << 20));
+  EXPECT_EQ(limit(init_pid(id), "pids"), "100");
+  // Checkpointed with the default mode, restored with ignore: the bundle's limits too.
+  TempDir img2;
+  ASSERT_EQ(rt.exec({"update", "--memory", "80m", id}).code, 0);
+  RunResult ck = checkpoint(id, img2 / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  b.save();
+  r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img2 / "image",
+               "--manage-cgroups-mode", "ignore", id});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(limit(init_pid(id), "memory"), std::to_string(256 << 20));
+  expect_error(
+      rt.exec({"checkpoint", "--manage-cgroups-mode", "bogus", "--image-path", img / "x", id}),
+      "--manage-cgroups-mode: invalid mode `bogus`");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// What engines written for CRIU look for: inventory.img in a complete image (podman's
+// "a checkpoint exists" test) and CRIU's statistics files in --work-path (--print-stats).
+TEST_F(CheckpointTest, InventoryAndStatisticsForEngines) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 3), 3);
+  TempDir img, work;
+  RunResult ck = checkpoint(id, img / "image", {"--work-path", work.path()});
+  ASSERT_EQ(ck.code, 0) << ck;
+  char link[64] = {};
+  ASSERT_GT(::readlink((img / "image/inventory.img").c_str(), link, sizeof(link) - 1), 0);
+  EXPECT_STREQ(link, "manifest.json");
+  // IMG_SERVICE_MAGIC, STATS_MAGIC (little endian), then a size and the protobuf.
+  const std::string magic("\x40\x59\x10\x55\x06\x33\x09\x57", 8);
+  std::string st = read_file(work / "stats-dump");
+  ASSERT_GT(st.size(), 14u);
+  EXPECT_EQ(st.substr(0, 8), magic);
+  EXPECT_EQ(st[12], '\x0a') << "StatsEntry.dump (field 1, embedded message)";
+  b.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img / "image",
+                         "--work-path", work.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  st = read_file(work / "stats-restore");
+  ASSERT_GT(st.size(), 14u);
+  EXPECT_EQ(st.substr(0, 8), magic);
+  EXPECT_EQ(st[12], '\x12') << "StatsEntry.restore (field 2, embedded message)";
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// Checkpointed while a foreground job runs: the job's process group (not the shell's)
+// owns the terminal again after restore (TIOCSPGRP), and the shell gets it back after.
+TEST_F(CheckpointConsoleTest, ForegroundJobKeepsTheTerminal) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  int master = -1;
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    master = cs.receive_fd();
+  }
+  ASSERT_GE(master, 0);
+  std::string out = say(master, "echo ready-$((1+1))\n", "ready-2");
+  ASSERT_NE(out.find("ready-2"), std::string::npos) << out;
+  std::string job = "sleep 1; echo after-$((3+4))\n";
+  ASSERT_EQ(::write(master, job.data(), job.size()), static_cast<ssize_t>(job.size()));
+  pid_t init = rt.state_json(id).value("pid", 0);
+  pid_t fg = 0;
+  for (int i = 0; i < 100 && (fg == 0 || fg == init); i++) {
+    std::this_thread::sleep_for(10ms);
+    if (::ioctl(master, TIOCGPGRP, &fg) < 0) fg = 0;
+  }
+  ASSERT_NE(fg, init) << "the job never got the terminal";
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  ::close(master);
+  Json tty = Json::parse(read_file(img / "image/manifest.json"))["tty"];
+  EXPECT_GT(tty["fg_pgrp"].get<int>(), 1) << tty;
+  ConsoleSocket cs2;
+  b.save();
+  RunResult r = rt.exec({"restore", "-d", "-b", b.path(), "--image-path", img / "image",
+                         "--console-socket", cs2.path(), id});
+  ASSERT_EQ(r.code, 0) << r;
+  int m2 = cs2.receive_fd();
+  ASSERT_GE(m2, 0);
+  pid_t fg2 = 0, init2 = rt.state_json(id).value("pid", 0);
+  ASSERT_EQ(::ioctl(m2, TIOCGPGRP, &fg2), 0);
+  // Host pids: the group of the restored sleep, not the shell's (pid 1 of the pod).
+  EXPECT_NE(fg2, init2);
+  EXPECT_NE(read_file("/proc/" + std::to_string(fg2) + "/status")
+                .find("NSpid:\t" + std::to_string(fg2) + "\t" + tty["fg_pgrp"].dump()),
+            std::string::npos);
+  out = read_until(m2, "after-7");
+  EXPECT_NE(out.find("after-7"), std::string::npos) << out;
+  out = say(m2, "echo back-$((4+4))\n", "back-8");
+  EXPECT_NE(out.find("back-8"), std::string::npos) << out;
+  ::close(m2);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// full and strict promise every cgroup back: a cgroup below the container's is refused
+// there (before anything changes); soft restores its tasks into the container's cgroup.
+TEST_F(CheckpointCgroupTest, NestedCgroupRefusedInFullMode) {
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::istringstream in(read_file("/proc/" + std::to_string(init_pid(id)) + "/cgroup"));
+  std::string line, dir;
+  while (std::getline(in, line))
+    if (line.find(":pids:") != std::string::npos)
+      dir = "/sys/fs/cgroup/pids" + line.substr(line.rfind(':') + 1);
+  if (dir.empty()) GTEST_SKIP() << "no v1 pids controller";
+  std::string nested = dir + "/inner";
+  ASSERT_EQ(::mkdir(nested.c_str(), 0755), 0);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image", {"--manage-cgroups-mode", "strict"});
+  expect_error(ck, "--manage-cgroups-mode strict: nested cgroup `" + nested + "`");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_FALSE(path_exists(img / "image/manifest.json"));
+  ::rmdir(nested.c_str());
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// A non-terminal container whose stdio is a terminal of the caller (a pty outside the
+// container, here from this test): that is the engine's stdio, not a console, and the
+// container is checkpointed and restored as usual.
+TEST_F(CheckpointTest, CallersTerminalAsStdioIsNotAConsole) {
+  int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(m, 0);
+  ASSERT_EQ(::grantpt(m), 0);
+  ASSERT_EQ(::unlockpt(m), 0);
+  int slave = ::open(::ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  Bundle b(rt);
+  counting_shell(b);
+  b.save();
+  std::string id = rt.new_id();
+  ExecOptions o;
+  o.pass_fds = {slave};
+  RunResult c = run_command({"/bin/sh", "-c",
+                             "exec \"$0\" --root \"$1\" create --bundle \"$2\" \"$3\" <&3 >&3 "
+                             "2>&3 3>&-",
+                             runtime_path(), rt.root(), b.path(), id},
+                            o);
+  ::close(slave);
+  ASSERT_EQ(c.code, 0) << c;
+  ASSERT_EQ(rt.start(id).code, 0);
+  ASSERT_GE(wait_count(b, 3), 3);
+  TempDir img;
+  RunResult ck = checkpoint(id, img / "image");
+  ASSERT_EQ(ck.code, 0) << ck;
+  EXPECT_FALSE(Json::parse(read_file(img / "image/manifest.json")).contains("tty"));
+  long saved = count(b);
+  RunResult r = restore(b, id, img / "image");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_GE(wait_count(b, saved + 3, saved), saved + 3);
+  ::close(m);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// In the foreground without --console-socket, restore proxies the new console itself
+// (as run does, and runc): our stdin reaches the restored shell, its answers our stdout.
+TEST_F(CheckpointConsoleTest, ForegroundRestoreProxiesTheConsole) {
+  Bundle b(rt);
+  b.terminal(true).args({"/bin/sh"});
+  std::string id = rt.new_id();
+  TempDir img;
+  {
+    ConsoleSocket cs;
+    ASSERT_EQ(rt.run(b, id, {"-d", "--console-socket", cs.path()}).code, 0);
+    int master = cs.receive_fd();
+    ASSERT_GE(master, 0);
+    std::string out = say(master, "Y=fg-$((5+5)); echo set-$Y\n", "set-fg-10");
+    ASSERT_NE(out.find("set-fg-10"), std::string::npos) << out;
+    RunResult ck = checkpoint(id, img / "image");
+    ASSERT_EQ(ck.code, 0) << ck;
+    ::close(master);
+  }
+  b.save();
+  ExecOptions o;
+  o.stdin_data = "echo again-$Y\nexit 7\n";
+  o.timeout = 20s;
+  RunResult r = rt.exec({"restore", "-b", b.path(), "--image-path", img / "image", id}, o);
+  EXPECT_EQ(r.code, 7) << r;
+  EXPECT_NE(r.out.find("again-fg-10"), std::string::npos) << r;
+  EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
 }  // namespace

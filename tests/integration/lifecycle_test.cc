@@ -294,5 +294,14 @@ TEST_F(LifecycleTest, InvalidIdRejected) {
   EXPECT_FALSE(path_exists(rt.root() + "/../escape"));
 }
 
+// runc: `delete --force` of a container that does not exist succeeds (engines delete
+// after a checkpoint that already removed it); without --force it is an error.
+TEST_F(LifecycleTest, ForceDeleteOfAMissingContainerSucceeds) {
+  expect_error(rt.exec({"delete", "no-such-container"}), "does not exist");
+  RunResult r = rt.exec({"delete", "--force", "no-such-container"});
+  EXPECT_EQ(r.code, 0) << r;
+  expect_error(rt.exec({"delete", "--force", "../escape"}), "invalid container id");
+}
+
 }  // namespace
 }  // namespace zrun::test
