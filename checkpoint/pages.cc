@@ -1,8 +1,12 @@
 #include "checkpoint/pages.h"
 
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,6 +51,7 @@ Result<void> PageWriter::open(const std::string& path) {
   path_ = path;
   fd_ = ZRUN_TRY(base::open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
   offset_ = 0;
+  fill_ = 0;
   if (buf_.empty()) buf_.resize(kBuffer);
   return base::ok();
 }
@@ -54,27 +59,84 @@ Result<void> PageWriter::open(const std::string& path) {
 Result<PageRun> PageWriter::dump_range(Tracee& t, uint64_t addr, uint64_t len) {
   PageRun run{offset_, 0};
   for (uint64_t done = 0; done < len;) {
+    // Pieces of kHashChunk from the run's start (the restore hashes the same pieces); small
+    // runs share one write.
     size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
-    if (!read_remote(t.pid(), addr + done, buf_.data(), n))
-      ZRUN_TRY(t.read_mem(addr + done, buf_.data(), n));  // PROT_NONE / exec-only areas
-    run.hash = hash64(buf_.data(), n, run.hash);
-    ZRUN_TRY_CTX(base::write_all(fd_.get(), std::string_view(buf_.data(), n)),
-                 "write `" + path_ + "`");
+    if (fill_ + n > buf_.size()) ZRUN_TRY(flush());
+    char* at = buf_.data() + fill_;
+    if (!read_remote(t.pid(), addr + done, at, n))
+      ZRUN_TRY(t.read_mem(addr + done, at, n));  // PROT_NONE / exec-only areas
+    run.hash = hash64(at, n, run.hash);
+    fill_ += n;
     done += n;
   }
   offset_ += len;
   return run;
 }
 
+Result<void> PageWriter::flush() {
+  if (fill_)
+    ZRUN_TRY_CTX(base::write_all(fd_.get(), std::string_view(buf_.data(), fill_)),
+                 "write `" + path_ + "`");
+  fill_ = 0;
+  return base::ok();
+}
+
 Result<void> PageWriter::close() {
+  ZRUN_TRY(flush());
   if (::fsync(fd_.get()) < 0 && errno != EINVAL) return base::sys_error("fsync `" + path_ + "`");
   fd_.reset();
   return base::ok();
 }
 
+namespace {
+
+// Verify the run at `src` (its checksum chained over kHashChunk pieces, as dumped) and copy
+// it into the task at `addr` — only the parts in `only` when given. With `skip_zero`,
+// all-zero pages are not written (fresh anonymous memory is zero already).
+Result<void> copy_run(const char* src, uint64_t len, uint64_t hash, const std::string& file,
+                      Tracee& t, uint64_t addr, bool skip_zero, const Ranges* only) {
+  static const std::vector<char> zero(4096, 0);
+  auto write = [&](uint64_t at, const char* buf, size_t n) -> Result<void> {
+    if (!only) return write_remote(t, at, buf, n);
+    for (auto& [a, b] : intersect(*only, Ranges{{at, at + n}}))
+      ZRUN_TRY(write_remote(t, a, buf + (a - at), b - a));
+    return base::ok();
+  };
+  uint64_t h = 0;
+  for (uint64_t done = 0; done < len;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
+    const char* buf = src + done;
+    h = hash64(buf, n, h);
+    if (!skip_zero) {
+      ZRUN_TRY(write(addr + done, buf, n));
+    } else {
+      // Write runs of non-zero pages only.
+      size_t run_start = 0;
+      bool in_run = false;
+      for (size_t p = 0; p <= n; p += 4096) {
+        bool nz = p < n && std::memcmp(buf + p, zero.data(), std::min<size_t>(4096, n - p));
+        if (nz && !in_run) {
+          run_start = p;
+          in_run = true;
+        } else if (!nz && in_run) {
+          ZRUN_TRY(write(addr + done + run_start, buf + run_start, p - run_start));
+          in_run = false;
+        }
+      }
+    }
+    done += n;
+  }
+  if (h != hash)
+    return base::make_error("`" + file + "` is corrupted (checksum of the pages at " + hex64(addr) +
+                            ")");
+  return base::ok();
+}
+
+}  // namespace
+
 Result<void> restore_range(int page_fd, const std::string& file, uint64_t offset, uint64_t hash,
                            Tracee& t, uint64_t addr, uint64_t len, bool skip_zero) {
-  static const std::vector<char> zero(4096, 0);
   if (len == 0) return hash == 0 ? base::ok() : base::make_error("`" + file + "` is corrupted");
   // The page file is mapped, not read: the bytes go from its page cache straight into the
   // task (one copy instead of two).
@@ -93,35 +155,310 @@ Result<void> restore_range(int page_fd, const std::string& file, uint64_t offset
     size_t n;
     ~Unmap() { ::munmap(p, n); }
   } unmap{m, map_len};
-  const char* src = static_cast<const char*>(m) + lead;
-  uint64_t h = 0;
-  for (uint64_t done = 0; done < len;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
-    const char* buf = src + done;
-    h = hash64(buf, n, h);
-    if (!skip_zero) {
-      ZRUN_TRY(write_remote(t, addr + done, buf, n));
+  return copy_run(static_cast<const char*>(m) + lead, len, hash, file, t, addr, skip_zero, nullptr);
+}
+
+// ---- Ranges ----
+
+Ranges intersect(const Ranges& a, const Ranges& b) {
+  Ranges out;
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    uint64_t s = std::max(a[i].first, b[j].first), e = std::min(a[i].second, b[j].second);
+    if (s < e) out.emplace_back(s, e);
+    if (a[i].second < b[j].second)
+      i++;
+    else
+      j++;
+  }
+  return out;
+}
+
+Ranges subtract(const Ranges& a, const Ranges& b) {
+  Ranges out;
+  size_t j = 0;
+  for (auto [s, e] : a) {
+    while (j < b.size() && b[j].second <= s) j++;
+    size_t k = j;
+    while (s < e && k < b.size() && b[k].first < e) {
+      if (b[k].first > s) out.emplace_back(s, b[k].first);
+      s = std::max(s, b[k].second);
+      k++;
+    }
+    if (s < e) out.emplace_back(s, e);
+  }
+  return out;
+}
+
+namespace {
+
+void add_range(Ranges& r, uint64_t s, uint64_t e) {
+  if (!r.empty() && r.back().second == s)
+    r.back().second = e;
+  else
+    r.emplace_back(s, e);
+}
+
+Ranges unite(const Ranges& a, const Ranges& b) {
+  Ranges all = a;
+  all.insert(all.end(), b.begin(), b.end());
+  std::sort(all.begin(), all.end());
+  Ranges out;
+  for (auto [s, e] : all) {
+    if (!out.empty() && s <= out.back().second)
+      out.back().second = std::max(out.back().second, e);
+    else
+      out.emplace_back(s, e);
+  }
+  return out;
+}
+
+// PAGEMAP_SCAN (linux/fs.h of 6.7+; bookworm's headers lack it).
+constexpr unsigned long kPagemapScan = 0xC0606610;
+constexpr uint64_t kScanWpMatching = 1, kScanCheckWpAsync = 2;
+constexpr uint64_t kPageWritten = 1 << 1, kPagePresent = 1 << 3, kPageSwapped = 1 << 4,
+                   kPagePfnZero = 1 << 5;
+struct PmScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
+      category_mask, category_anyof_mask, return_mask;
+};
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+constexpr uint64_t kUffdFeatureWpUnpopulated = 1 << 13, kUffdFeatureWpAsync = 1 << 15;
+constexpr int kTrackFdMin = 1000;  // out of the way of the task's own low fds
+
+// The runs of all mappings of a task, by address; whole-mapping `pages` as one run.
+std::vector<PageRunImage> all_runs(const TaskImage& t) {
+  std::vector<PageRunImage> out;
+  for (auto& v : t.vmas) {
+    if (v.pages) out.push_back({v.start, v.end - v.start, false, v.page_offset, v.hash});
+    out.insert(out.end(), v.runs.begin(), v.runs.end());
+  }
+  std::sort(out.begin(), out.end(),
+            [](const PageRunImage& a, const PageRunImage& b) { return a.start < b.start; });
+  return out;
+}
+
+}  // namespace
+
+// ---- Dump ----
+
+Result<MemoryScan> MemoryScan::open(pid_t pid, const TaskImage* parent) {
+  MemoryScan m;
+  m.pagemap_ = ZRUN_TRY(base::open_file("/proc/" + std::to_string(pid) + "/pagemap", O_RDONLY));
+  if (parent && parent->track_fd >= 0 && is_userfaultfd(pid, parent->track_fd)) {
+    m.tracked_ = true;
+    for (auto& r : all_runs(*parent)) add_range(m.parent_cover_, r.start, r.start + r.len);
+    m.parent_cover_ = unite(m.parent_cover_, {});
+  }
+  return m;
+}
+
+Result<std::optional<Ranges>> MemoryScan::scan(uint64_t start, uint64_t end, bool written) {
+  std::vector<PageRegion> vec(4096);
+  PmScanArg a{};
+  a.size = sizeof(a);
+  if (written) {
+    a.flags = kScanCheckWpAsync;
+    a.category_mask = kPageWritten;
+    a.return_mask = kPageWritten;
+  } else {
+    // Present or swapped, not the zero page.
+    a.category_inverted = kPagePfnZero;
+    a.category_mask = kPagePfnZero;
+    a.category_anyof_mask = kPagePresent | kPageSwapped;
+    a.return_mask = kPagePresent | kPageSwapped;
+  }
+  a.vec = reinterpret_cast<uint64_t>(vec.data());
+  a.vec_len = vec.size();
+  Ranges out;
+  for (uint64_t at = start; at < end;) {
+    a.start = at;
+    a.end = end;
+    a.walk_end = 0;
+    int n = ::ioctl(pagemap_.get(), kPagemapScan, &a);
+    if (n < 0) {
+      if (written && errno == EPERM) return std::optional<Ranges>();
+      return base::sys_error("PAGEMAP_SCAN");
+    }
+    for (int i = 0; i < n; i++)
+      add_range(out, vec[static_cast<size_t>(i)].start, vec[static_cast<size_t>(i)].end);
+    // Only a full vector means there may be more (walk_end is not reliable otherwise).
+    if (static_cast<size_t>(n) < vec.size() || a.walk_end <= at) break;
+    at = a.walk_end;
+  }
+  return std::optional<Ranges>(std::move(out));
+}
+
+Result<std::vector<PageRunImage>> MemoryScan::dump(Tracee& t, PageWriter& pw, uint64_t start,
+                                                   uint64_t end) {
+  Ranges self{{start, end}}, from_parent;
+  if (supported_) {
+    auto present = scan(start, end, false);
+    if (!present && present.error().err == ENOTTY) {
+      supported_ = false;
     } else {
-      // Write runs of non-zero pages only.
-      size_t run_start = 0;
-      bool in_run = false;
-      for (size_t p = 0; p <= n; p += 4096) {
-        bool nz = p < n && std::memcmp(buf + p, zero.data(), std::min<size_t>(4096, n - p));
-        if (nz && !in_run) {
-          run_start = p;
-          in_run = true;
-        } else if (!nz && in_run) {
-          ZRUN_TRY(write_remote(t, addr + done + run_start, buf + run_start, p - run_start));
-          in_run = false;
+      self = std::move(*ZRUN_TRY(std::move(present)));
+      if (tracked_) {
+        auto written = ZRUN_TRY(scan(start, end, true));
+        if (written) {
+          // Unwritten pages the parent has stay there; new ones (not in the parent) are saved.
+          Ranges keep = intersect(subtract(self, *written), parent_cover_);
+          self = subtract(self, keep);
+          from_parent = std::move(keep);
         }
       }
     }
-    done += n;
   }
-  if (h != hash)
-    return base::make_error("`" + file + "` is corrupted (checksum of the pages at " + hex64(addr) +
-                            ")");
+  std::vector<PageRunImage> runs;
+  for (auto [s, e] : self) {
+    auto r = ZRUN_TRY(pw.dump_range(t, s, e - s));
+    runs.push_back({s, e - s, false, r.offset, r.hash});
+  }
+  for (auto [s, e] : from_parent) runs.push_back({s, e - s, true, 0, 0});
+  std::sort(runs.begin(), runs.end(),
+            [](const PageRunImage& a, const PageRunImage& b) { return a.start < b.start; });
+  return runs;
+}
+
+bool is_userfaultfd(pid_t pid, int fd) {
+  char buf[64];
+  std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf));
+  return n > 0 && std::string_view(buf, static_cast<size_t>(n)) == "anon_inode:[userfaultfd]";
+}
+
+Result<int> arm_tracking(Tracee& tr, const Ranges& areas) {
+  // The container's seccomp profile usually refuses userfaultfd (Docker's does): the
+  // injected call runs with the task's filters suspended (as CRIU does; needs
+  // CAP_SYS_ADMIN, which we have). The dump seizes with no other ptrace options.
+  bool suspended = ::ptrace(PTRACE_SETOPTIONS, tr.pid(), nullptr, PTRACE_O_SUSPEND_SECCOMP) == 0;
+  auto created = tr.syscall_ok("userfaultfd", SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+  if (suspended) (void)::ptrace(PTRACE_SETOPTIONS, tr.pid(), nullptr, 0);
+  long fd = ZRUN_TRY(std::move(created));
+  long high = ZRUN_TRY(tr.syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, kTrackFdMin));
+  if (high >= 0) {
+    ZRUN_TRY(tr.syscall(SYS_close, fd));
+    fd = high;
+  }
+  auto fail = [&](base::Error e) -> base::Error {
+    (void)tr.syscall(SYS_close, fd);
+    return e;
+  };
+  // Set up from here through a copy of it (the ioctls act on the task's mm).
+  long pidfd = ::syscall(SYS_pidfd_open, tr.pid(), 0);
+  if (pidfd < 0) return fail(base::sys_error("pidfd_open"));
+  base::UniqueFd pfd(static_cast<int>(pidfd));
+  long ours = ::syscall(SYS_pidfd_getfd, pfd.get(), fd, 0);
+  if (ours < 0) return fail(base::sys_error("pidfd_getfd"));
+  base::UniqueFd uffd(static_cast<int>(ours));
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = kUffdFeatureWpAsync | kUffdFeatureWpUnpopulated;
+  if (::ioctl(uffd.get(), UFFDIO_API, &api) < 0)
+    return fail(
+        base::sys_error("dirty tracking: userfaultfd write-protect (UFFD_FEATURE_WP_ASYNC)"));
+  for (auto [s, e] : areas) {
+    uffdio_register reg{};
+    reg.range = {s, e - s};
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    if (::ioctl(uffd.get(), UFFDIO_REGISTER, &reg) < 0) continue;  // untracked: all written
+    uffdio_writeprotect wp{};
+    wp.range = {s, e - s};
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (::ioctl(uffd.get(), UFFDIO_WRITEPROTECT, &wp) < 0) {
+      uffdio_range r{s, e - s};
+      (void)::ioctl(uffd.get(), UFFDIO_UNREGISTER, &r);
+    }
+  }
+  return static_cast<int>(fd);
+}
+
+Result<void> disarm_tracking(Tracee& tr, int fd) {
+  if (fd < 0 || !is_userfaultfd(tr.pid(), fd)) return base::ok();
+  ZRUN_TRY(tr.syscall(SYS_close, fd));
   return base::ok();
+}
+
+// ---- Restore ----
+
+PageSource::Layer::~Layer() {
+  if (data) ::munmap(const_cast<char*>(data), size);
+}
+
+Result<PageSource::Layer*> PageSource::layer(size_t depth) {
+  while (layers_.size() <= depth) {
+    const Image* img = layers_.empty() ? &img_ : layers_.back()->img->parent.get();
+    if (!img) return static_cast<Layer*>(nullptr);
+    auto l = std::make_unique<Layer>();
+    l->img = img;
+    if (const TaskImage* t = img->task(vpid_)) l->runs = all_runs(*t);
+    l->file = "pages-" + std::to_string(vpid_) + ".img";
+    std::string path = img->dir + "/" + l->file;
+    if (layers_.empty() || !l->runs.empty()) {
+      auto fd = ZRUN_TRY_CTX(base::open_file(path, O_RDONLY), "image");
+      struct stat st {};
+      if (::fstat(fd.get(), &st) < 0) return base::sys_error("stat `" + path + "`");
+      l->size = static_cast<size_t>(st.st_size);
+      if (l->size) {
+        // The newest image's pages are all needed: populate them at once.
+        void* m = ::mmap(nullptr, l->size, PROT_READ,
+                         MAP_PRIVATE | (layers_.empty() ? MAP_POPULATE : 0), fd.get(), 0);
+        if (m == MAP_FAILED) return base::sys_error("map `" + path + "`");
+        l->data = static_cast<const char*>(m);
+      }
+      if (!layers_.empty()) l->file = path;  // name the parent's file in errors
+    }
+    layers_.push_back(std::move(l));
+  }
+  return layers_[depth].get();
+}
+
+Result<void> PageSource::restore(const VmaImage& v, Tracee& t) {
+  Ranges need;
+  std::vector<PageRunImage> runs = v.runs;
+  for (size_t depth = 0;; depth++) {
+    Layer* l = ZRUN_TRY(layer(depth));
+    if (!l) {
+      if (need.empty()) return base::ok();
+      return base::make_error("no parent image has the pages at " + hex64(need[0].first));
+    }
+    Ranges next;
+    if (depth > 0) {
+      // The runs of this parent that hold needed pages.
+      runs.clear();
+      auto it =
+          std::lower_bound(l->runs.begin(), l->runs.end(), need.front().first,
+                           [](const PageRunImage& r, uint64_t a) { return r.start + r.len <= a; });
+      Ranges have;
+      for (; it != l->runs.end() && it->start < need.back().second; ++it) {
+        runs.push_back(*it);
+        add_range(have, it->start, it->start + it->len);
+      }
+      Ranges missing = subtract(need, unite(have, {}));
+      if (!missing.empty())
+        return base::make_error("parent image `" + l->img->dir + "` lacks the pages at " +
+                                hex64(missing[0].first));
+    }
+    for (auto& r : runs) {
+      Ranges part{{r.start, r.start + r.len}};
+      if (depth > 0) part = intersect(need, part);
+      if (part.empty()) continue;
+      if (r.parent) {
+        next = unite(next, part);
+        continue;
+      }
+      if (r.offset + r.len > l->size || r.offset + r.len < r.offset)
+        return base::make_error("`" + l->file + "` is truncated");
+      bool whole =
+          part.size() == 1 && part[0].first == r.start && part[0].second == r.start + r.len;
+      ZRUN_TRY(copy_run(l->data + r.offset, r.len, r.hash, l->file, t, r.start,
+                        /*skip_zero=*/true, whole ? nullptr : &part));
+    }
+    if (next.empty()) return base::ok();
+    need = std::move(next);
+  }
 }
 
 }  // namespace zrun::ckpt

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "checkpoint/image.h"
 #include "checkpoint/ptrace.h"
 
 namespace zrun::ckpt {
@@ -25,12 +27,75 @@ class PageWriter {
   // Append [addr, addr+len) of the task (process_vm_readv; /proc/PID/mem where it fails).
   base::Result<PageRun> dump_range(Tracee& t, uint64_t addr, uint64_t len);
   base::Result<void> close();
+  uint64_t bytes() const { return offset_; }  // appended so far
 
  private:
+  base::Result<void> flush();
   std::string path_;
   base::UniqueFd fd_;
   uint64_t offset_ = 0;
   std::vector<char> buf_;
+  size_t fill_ = 0;  // bytes in buf_ not written yet
+};
+
+// Address ranges [first, second), sorted, disjoint.
+using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+Ranges intersect(const Ranges& a, const Ranges& b);
+Ranges subtract(const Ranges& a, const Ranges& b);
+
+// Which pages of a task's private anonymous mappings to save (PAGEMAP_SCAN on
+// /proc/PID/pagemap, KERNEL-NOTES "Dirty tracking"), and which can stay in the parent
+// image: present or swapped pages not mapping the zero page; with a parent whose tracking
+// is still armed in this task, only those written since (the others become "parent" runs).
+class MemoryScan {
+ public:
+  // `parent`: the task in the parent image (nullptr: none, or another process now).
+  static base::Result<MemoryScan> open(pid_t pid, const TaskImage* parent);
+  // Save [start, end) sparsely: the self runs are appended to `pw`.
+  base::Result<std::vector<PageRunImage>> dump(Tracee& t, PageWriter& pw, uint64_t start,
+                                               uint64_t end);
+  // PAGEMAP_SCAN is missing (kernel < 6.7): callers save whole mappings.
+  bool supported() const { return supported_; }
+
+ private:
+  // nullopt: the range is not tracked (never registered, or the registration was lost by
+  // mremap/fork/close of the uffd): treat it as all written.
+  base::Result<std::optional<Ranges>> scan(uint64_t start, uint64_t end, bool written);
+  base::UniqueFd pagemap_;
+  bool supported_ = true;
+  bool tracked_ = false;
+  Ranges parent_cover_;  // pages the parent chain has for this task
+};
+
+// Dirty tracking (in a task being injected into): a userfaultfd with WP_ASYNC created in
+// the task, left open there at the returned fd number, every range in `areas` registered
+// for write-protect and protected. Ranges the kernel refuses stay untracked (all written
+// next time).
+base::Result<int> arm_tracking(Tracee& tr, const Ranges& areas);
+// Close the tracking userfaultfd at `fd` in the task (injected), if it is one.
+base::Result<void> disarm_tracking(Tracee& tr, int fd);
+bool is_userfaultfd(pid_t pid, int fd);
+
+// Restore the saved bytes of one mapping from an image (and its parents for "parent" runs;
+// each run's checksum verified); pages in no run are left as they are (zero).
+class PageSource {
+ public:
+  PageSource(const Image& img, pid_t vpid) : img_(img), vpid_(vpid) {}
+  base::Result<void> restore(const VmaImage& v, Tracee& t);
+
+ private:
+  struct Layer {
+    const Image* img = nullptr;
+    std::string file;
+    const char* data = nullptr;
+    size_t size = 0;
+    std::vector<PageRunImage> runs;  // all runs of the task, by address
+    ~Layer();
+  };
+  base::Result<Layer*> layer(size_t depth);
+  const Image& img_;
+  pid_t vpid_;
+  std::vector<std::unique_ptr<Layer>> layers_;
 };
 
 // Copy a run from `page_fd` into the task at `addr`, verifying its checksum. With

@@ -147,7 +147,8 @@ Result<void> move_vdso(Tracee& tr, const std::vector<Vma>& cur, const TaskImage&
   return base::ok();
 }
 
-Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::string& dir) {
+Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::string& dir,
+                            const Image& image) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   for (auto& v : cur) {
@@ -157,6 +158,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
   ZRUN_TRY(move_vdso(tr, cur, img));
   std::string file = "pages-" + std::to_string(img.vpid) + ".img";
   auto pages = ZRUN_TRY_CTX(base::open_file(dir + "/" + file, O_RDONLY), "image");
+  PageSource runs(image, img.vpid);
   for (auto& v : img.vmas) {
     if (v.name == "[vvar]" || v.name == "[vvar_vclock]" || v.name == "[vdso]" ||
         v.name == "[vsyscall]")
@@ -179,6 +181,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
       ZRUN_TRY(
           tr.syscall_ok("mmap", SYS_mmap, v.start, len, prot, flags, static_cast<uint64_t>(-1), 0));
     }
+    if (!v.runs.empty()) ZRUN_TRY(runs.restore(v, tr));
     if (v.pages)
       ZRUN_TRY(restore_range(pages.get(), file, v.page_offset, v.hash, tr, v.start, len,
                              /*skip_zero=*/v.path.empty()));
@@ -432,7 +435,8 @@ Result<void> restore_uts(Tracee& tr, const Manifest& m) {
   return base::ok();
 }
 
-Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes) {
+Result<void> restore_task(Task& t, const Image& image, const std::string& dir, const Manifest& m,
+                          PipeTable& pipes) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -451,7 +455,7 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, Pi
       rc.ptr)
     ZRUN_TRY(
         tr.syscall_ok("rseq unregister", SYS_rseq, rc.ptr, rc.size, kRseqUnregister, rc.signature));
-  ZRUN_TRY(rebuild_memory(t, cur, dir));
+  ZRUN_TRY(rebuild_memory(t, cur, dir, image));
   ZRUN_TRY(restore_mm(t));
   ZRUN_TRY(restore_signals(t));
   ZRUN_TRY(restore_fds(t, pipes));
@@ -535,7 +539,7 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   }
   PipeTable pipes;
   for (auto& t : tasks)
-    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes), "restore " + who(*t.img));
+    ZRUN_TRY_CTX(restore_task(t, img, img.dir, img.manifest, pipes), "restore " + who(*t.img));
   cleanup.dismiss();
   for (auto& t : tasks) {
     for (auto& th : t.threads) ZRUN_TRY_CTX(th.tracee.detach(), "restore " + who(*t.img));

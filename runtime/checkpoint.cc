@@ -35,10 +35,12 @@ Result<void> checkpoint_container(const StateStore& store, const CheckpointOptio
   d.id = opts.id;
   d.image_path = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
   d.leave_running = opts.leave_running;
+  d.pre_dump = opts.pre_dump;
+  d.parent_path = opts.parent_path;
   d.config = ZRUN_TRY_CTX(base::read_file(ct.dir() + "/config.json"), what);
   d.cgroup = ct.record().cgroup;
   ZRUN_TRY_CTX(ckpt::dump(*cg, ct.record().pid, d), what);
-  if (!opts.leave_running) ZRUN_TRY_CTX(ct.remove(true), what);
+  if (!opts.leave_running && !opts.pre_dump) ZRUN_TRY_CTX(ct.remove(true), what);
   return base::ok();
 }
 

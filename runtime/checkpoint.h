@@ -14,6 +14,8 @@ struct CheckpointOptions {
   std::string id;
   std::string image_path;
   bool leave_running = false;
+  bool pre_dump = false;    // dump memory, keep running, arm dirty tracking
+  std::string parent_path;  // a pre-dump: relative to image_path, or absolute
 };
 
 // Dump the container to the image; without leave_running it is then killed and deleted.

@@ -30,8 +30,8 @@ Result<void> check_cgroups_mode(const std::string& cmd, const std::string& mode)
 
 struct CheckpointFlags {
   rt::CheckpointOptions opts;
-  std::string work_path, cgroups_mode, parent_path;
-  bool tcp = false, file_locks = false, shell_job = false, ext_unix = false, pre_dump = false;
+  std::string work_path, cgroups_mode;
+  bool tcp = false, file_locks = false, shell_job = false, ext_unix = false;
 };
 
 ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Action {
@@ -47,16 +47,16 @@ ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Acti
   c->add_flag("--shell-job", f->shell_job, "allow a shell job (controlling tty)");
   c->add_flag("--ext-unix-sk", f->ext_unix, "allow external unix sockets");
   c->add_option("--manage-cgroups-mode", f->cgroups_mode, "soft|full|strict|ignore");
-  c->add_flag("--pre-dump", f->pre_dump, "dump memory only, keep running");
-  c->add_option("--parent-path", f->parent_path, "image of a previous pre-dump");
+  c->add_flag("--pre-dump", f->opts.pre_dump,
+              "dump, keep running and track written pages for a later --parent-path dump");
+  c->add_option("--parent-path", f->opts.parent_path,
+                "pre-dump image to store only changed pages against (relative to --image-path)");
   c->add_option("id", f->opts.id, "container id")->required();
   return [f, &g]() -> Result<int> {
     Unsupported u{{{"--tcp-established", f->tcp},
                    {"--file-locks", f->file_locks},
                    {"--shell-job", f->shell_job},
-                   {"--ext-unix-sk", f->ext_unix},
-                   {"--pre-dump", f->pre_dump},
-                   {"--parent-path", !f->parent_path.empty()}}};
+                   {"--ext-unix-sk", f->ext_unix}}};
     ZRUN_TRY(u.check("checkpoint"));
     ZRUN_TRY(check_cgroups_mode("checkpoint", f->cgroups_mode));
     rt::StateStore store(g.root);
