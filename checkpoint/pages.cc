@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/scope_exit.h"
 #include "base/sys.h"
 #include "checkpoint/image.h"
 
@@ -47,43 +48,105 @@ Result<void> write_remote(Tracee& t, uint64_t addr, const char* buf, size_t len)
 
 }  // namespace
 
+PageWriter::~PageWriter() { stop(); }
+
+void PageWriter::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
 Result<void> PageWriter::open(const std::string& path) {
+  stop();
   path_ = path;
   fd_ = ZRUN_TRY(base::open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
   offset_ = 0;
-  fill_ = 0;
-  if (buf_.empty()) buf_.resize(kBuffer);
+  cur_ = -1;
+  free_.clear();
+  full_.clear();
+  for (int i = 0; i < kSlots; i++) {
+    if (bufs_[i].empty()) bufs_[i].resize(kBuffer);
+    len_[i] = 0;
+    free_.push_back(i);
+  }
+  busy_ = stop_ = false;
+  err_.reset();
+  thread_ = std::thread(&PageWriter::writer_loop, this);
   return base::ok();
+}
+
+void PageWriter::writer_loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    cv_.wait(l, [&] { return stop_ || !full_.empty(); });
+    if (full_.empty()) return;
+    int s = full_.front();
+    full_.pop_front();
+    busy_ = true;
+    bool failed = err_.has_value();
+    l.unlock();
+    Result<void> r = base::ok();
+    if (!failed) r = base::write_all(fd_.get(), std::string_view(bufs_[s].data(), len_[s]));
+    l.lock();
+    if (!r && !err_) err_ = base::context(std::move(r).error(), "write `" + path_ + "`");
+    len_[s] = 0;
+    free_.push_back(s);
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+Result<int> PageWriter::take_slot() {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [&] { return !free_.empty() || err_.has_value(); });
+  if (err_) return *err_;
+  int s = free_.front();
+  free_.pop_front();
+  return s;
+}
+
+void PageWriter::submit() {
+  if (cur_ < 0) return;
+  if (len_[cur_] == 0) return;  // keep filling it
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    full_.push_back(cur_);
+  }
+  cur_ = -1;
+  cv_.notify_all();
 }
 
 Result<PageRun> PageWriter::dump_range(Tracee& t, uint64_t addr, uint64_t len) {
   PageRun run{offset_, 0};
   for (uint64_t done = 0; done < len;) {
     // Pieces of kHashChunk from the run's start (the restore hashes the same pieces); small
-    // runs share one write.
+    // runs share one slot.
     size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
-    if (fill_ + n > buf_.size()) ZRUN_TRY(flush());
-    char* at = buf_.data() + fill_;
+    if (cur_ >= 0 && len_[cur_] + n > kBuffer) submit();
+    if (cur_ < 0) cur_ = ZRUN_TRY(take_slot());
+    char* at = bufs_[cur_].data() + len_[cur_];
     if (!read_remote(t.pid(), addr + done, at, n))
       ZRUN_TRY(t.read_mem(addr + done, at, n));  // PROT_NONE / exec-only areas
     run.hash = hash64(at, n, run.hash);
-    fill_ += n;
+    len_[cur_] += n;
     done += n;
   }
   offset_ += len;
   return run;
 }
 
-Result<void> PageWriter::flush() {
-  if (fill_)
-    ZRUN_TRY_CTX(base::write_all(fd_.get(), std::string_view(buf_.data(), fill_)),
-                 "write `" + path_ + "`");
-  fill_ = 0;
-  return base::ok();
-}
-
 Result<void> PageWriter::close() {
-  ZRUN_TRY(flush());
+  submit();
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return (full_.empty() && !busy_) || err_.has_value(); });
+  }
+  stop();
+  if (err_) return *err_;
   if (::fsync(fd_.get()) < 0 && errno != EINVAL) return base::sys_error("fsync `" + path_ + "`");
   fd_.reset();
   return base::ok();
@@ -91,42 +154,79 @@ Result<void> PageWriter::close() {
 
 namespace {
 
+// Calls `write(offset, len)` for the runs of non-zero pages of [buf, buf+n) (all of it
+// without `skip_zero`: fresh anonymous memory is zero already).
+template <class F>
+Result<void> for_nonzero(const char* buf, size_t n, bool skip_zero, F&& write) {
+  static const std::vector<char> zero(4096, 0);
+  if (!skip_zero) return write(size_t{0}, n);
+  size_t run_start = 0;
+  bool in_run = false;
+  for (size_t p = 0; p <= n; p += 4096) {
+    bool nz = p < n && std::memcmp(buf + p, zero.data(), std::min<size_t>(4096, n - p));
+    if (nz && !in_run) {
+      run_start = p;
+      in_run = true;
+    } else if (!nz && in_run) {
+      ZRUN_TRY(write(run_start, p - run_start));
+      in_run = false;
+    }
+  }
+  return base::ok();
+}
+
+// Runs of at least this size are written by two threads: a helper writes the second half
+// (the task's page faults, allocation and zeroing of its fresh pages, are most of the
+// restore's cost) while this thread hashes the whole run and writes the first half.
+constexpr uint64_t kSplitRun = 8 << 20;
+
 // Verify the run at `src` (its checksum chained over kHashChunk pieces, as dumped) and copy
 // it into the task at `addr` — only the parts in `only` when given. With `skip_zero`,
-// all-zero pages are not written (fresh anonymous memory is zero already).
+// all-zero pages are not written.
 Result<void> copy_run(const char* src, uint64_t len, uint64_t hash, const std::string& file,
                       Tracee& t, uint64_t addr, bool skip_zero, const Ranges* only) {
-  static const std::vector<char> zero(4096, 0);
   auto write = [&](uint64_t at, const char* buf, size_t n) -> Result<void> {
     if (!only) return write_remote(t, at, buf, n);
     for (auto& [a, b] : intersect(*only, Ranges{{at, at + n}}))
       ZRUN_TRY(write_remote(t, a, buf + (a - at), b - a));
     return base::ok();
   };
+  uint64_t split = len;
+  if (!only && len >= kSplitRun) split = (len / kBuffer / 2) * kBuffer;
+  // The helper only uses process_vm_writev; what it could not write (areas that are not
+  // writable) is left for this thread (Tracee is not shared between threads).
+  Ranges left;
+  std::thread helper;
+  if (split < len)
+    helper = std::thread([&, pid = t.pid()] {
+      for (uint64_t done = split; done < len; done += kBuffer) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
+        (void)for_nonzero(src + done, n, skip_zero, [&](size_t off, size_t m) -> Result<void> {
+          iovec local{const_cast<char*>(src + done + off), m};
+          iovec remote{reinterpret_cast<void*>(addr + done + off), m};
+          ssize_t w = ::process_vm_writev(pid, &local, 1, &remote, 1, 0);
+          size_t ok = w > 0 ? static_cast<size_t>(w) : 0;
+          if (ok < m) left.emplace_back(addr + done + off + ok, addr + done + off + m);
+          return base::ok();
+        });
+      }
+    });
+  base::ScopeExit join([&] {
+    if (helper.joinable()) helper.join();
+  });
   uint64_t h = 0;
   for (uint64_t done = 0; done < len;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
     const char* buf = src + done;
     h = hash64(buf, n, h);
-    if (!skip_zero) {
-      ZRUN_TRY(write(addr + done, buf, n));
-    } else {
-      // Write runs of non-zero pages only.
-      size_t run_start = 0;
-      bool in_run = false;
-      for (size_t p = 0; p <= n; p += 4096) {
-        bool nz = p < n && std::memcmp(buf + p, zero.data(), std::min<size_t>(4096, n - p));
-        if (nz && !in_run) {
-          run_start = p;
-          in_run = true;
-        } else if (!nz && in_run) {
-          ZRUN_TRY(write(addr + done + run_start, buf + run_start, p - run_start));
-          in_run = false;
-        }
-      }
-    }
+    if (done < split)
+      ZRUN_TRY(for_nonzero(buf, n, skip_zero, [&](size_t off, size_t m) {
+        return write(addr + done + off, buf + off, m);
+      }));
     done += n;
   }
+  if (helper.joinable()) helper.join();
+  for (auto [a, b] : left) ZRUN_TRY(write_remote(t, a, src + (a - addr), b - a));
   if (h != hash)
     return base::make_error("`" + file + "` is corrupted (checksum of the pages at " + hex64(addr) +
                             ")");

@@ -2,9 +2,13 @@
 // kHashChunk pieces chained through hash64's seed (the same cut on both sides).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/result.h"
@@ -21,21 +25,40 @@ struct PageRun {
   uint64_t hash = 0;
 };
 
+// Reading + hashing (the caller's thread) overlaps with writing (a writer thread, through a
+// few kHashChunk slots): on tmpfs the write (page allocation + copy) costs more than the
+// read, so with a second core free the dump goes at the write's pace.
 class PageWriter {
  public:
+  PageWriter() = default;
+  PageWriter(const PageWriter&) = delete;
+  PageWriter& operator=(const PageWriter&) = delete;
+  ~PageWriter();
   base::Result<void> open(const std::string& path);
   // Append [addr, addr+len) of the task (process_vm_readv; /proc/PID/mem where it fails).
   base::Result<PageRun> dump_range(Tracee& t, uint64_t addr, uint64_t len);
+  // Waits for the writer, then fsync.
   base::Result<void> close();
   uint64_t bytes() const { return offset_; }  // appended so far
 
  private:
-  base::Result<void> flush();
+  static constexpr int kSlots = 4;
+  base::Result<int> take_slot();
+  void submit();  // hand the slot being filled to the writer
+  void writer_loop();
+  void stop();
   std::string path_;
   base::UniqueFd fd_;
   uint64_t offset_ = 0;
-  std::vector<char> buf_;
-  size_t fill_ = 0;  // bytes in buf_ not written yet
+  std::vector<char> bufs_[kSlots];
+  size_t len_[kSlots] = {};
+  int cur_ = -1;  // slot being filled
+  std::deque<int> free_, full_;
+  bool busy_ = false, stop_ = false;
+  std::optional<base::Error> err_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
 };
 
 // Address ranges [first, second), sorted, disjoint.
