@@ -59,10 +59,9 @@ struct TaskInfo {
   Tracee tracee;
   std::vector<ThreadInfo> threads;  // besides the leader
   bool redirected = false;          // a fd 0-2 is a file inside the container
-  // Incremental dumps: this process in the parent image (same process: start time), the
-  // parent's tracking fd numbers, and the tracking userfaultfds found among its fds.
+  // Incremental dumps: this process in the parent image (same process: start time), and
+  // the tracking userfaultfds of a pre-dump found among its fds.
   const TaskImage* parent = nullptr;
-  const std::set<int>* track_fds = nullptr;
   std::vector<int> tracking;
 };
 
@@ -122,7 +121,7 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
   // until cmd exits. Caught in that moment, the saved stdout is not on any 0-2: retry.
   bool& redirected = t.redirected;
   for (int fd : fds) {
-    if (t.track_fds && t.track_fds->count(fd) && is_userfaultfd(t.pid, fd)) {
+    if (is_tracking_uffd(t.pid, fd)) {
       t.tracking.push_back(fd);  // ours, from a pre-dump: closed after the memory is saved
       continue;
     }
@@ -606,13 +605,8 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
   // Init first: its fds 0-2 name the container's stdio.
   std::sort(tasks.begin(), tasks.end(),
             [&](auto& a, auto& b) { return host_to_v[a.pid] < host_to_v[b.pid]; });
-  std::set<int> track_fds;
-  if (parent)
-    for (auto& pt : parent->tasks)
-      if (pt.track_fd >= 0) track_fds.insert(pt.track_fd);
   for (auto& t : tasks) {
     ZRUN_TRY(collect_info(t, host_to_v));
-    t.track_fds = &track_fds;
     if (const TaskImage* pt = parent ? parent->task(t.img.vpid) : nullptr)
       if (pt->track_start && pt->track_start == ZRUN_TRY(base::proc_start_time(t.pid)))
         t.parent = pt;

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/scope_exit.h"
@@ -427,6 +428,18 @@ bool is_userfaultfd(pid_t pid, int fd) {
   std::string link = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
   ssize_t n = ::readlink(link.c_str(), buf, sizeof(buf));
   return n > 0 && std::string_view(buf, static_cast<size_t>(n)) == "anon_inode:[userfaultfd]";
+}
+
+bool is_tracking_uffd(pid_t pid, int fd) {
+  if (!is_userfaultfd(pid, fd)) return false;
+  auto info = base::read_file("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+  if (!info) return false;
+  // "API:\taa:<features>:<ioctls>"
+  auto at = info->find("API:\taa:");
+  if (at == std::string::npos) return false;
+  uint64_t features = std::strtoull(info->c_str() + at + 8, nullptr, 16);
+  uint64_t ours = kUffdFeatureWpAsync | kUffdFeatureWpUnpopulated;
+  return (features & ours) == ours;
 }
 
 Result<int> arm_tracking(Tracee& tr, const Ranges& areas) {

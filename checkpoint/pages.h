@@ -98,6 +98,8 @@ base::Result<int> arm_tracking(Tracee& tr, const Ranges& areas);
 // Close the tracking userfaultfd at `fd` in the task (injected), if it is one.
 base::Result<void> disarm_tracking(Tracee& tr, int fd);
 bool is_userfaultfd(pid_t pid, int fd);
+// A userfaultfd set up by arm_tracking (its fdinfo shows WP_ASYNC | WP_UNPOPULATED).
+bool is_tracking_uffd(pid_t pid, int fd);
 
 // Restore the saved bytes of one mapping from an image (and its parents for "parent" runs;
 // each run's checksum verified); pages in no run are left as they are (zero).

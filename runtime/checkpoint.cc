@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
+#include "base/log.h"
 #include "base/sys.h"
 #include "checkpoint/checkpoint.h"
 
@@ -46,6 +49,8 @@ Result<void> checkpoint_container(const StateStore& store, const CheckpointOptio
 
 Result<Created> restore_container(const StateStore& store, const RestoreOptions& opts) {
   std::string what = "restore `" + opts.id + "`";
+  auto t0 = std::chrono::steady_clock::now();
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   auto dir = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
   // Everything in the image is checked before anything is created.
   auto img = ZRUN_TRY_CTX(ckpt::load_image(dir), what);
@@ -55,8 +60,15 @@ Result<Created> restore_container(const StateStore& store, const RestoreOptions&
   co.bundle = opts.bundle;
   co.pid_file = opts.pid_file;
   co.restore = &plan;
+  auto t1 = std::chrono::steady_clock::now();
   auto created = ZRUN_TRY_CTX(create_container(store, co), what);
+  auto t2 = std::chrono::steady_clock::now();
   auto r = ckpt::restore_tasks(created.pid, img);
+  char timing[128];
+  std::snprintf(timing, sizeof(timing),
+                "restore timing: image %.1f ms, create %.1f ms, tasks %.1f ms", ms(t0, t1),
+                ms(t1, t2), ms(t2, std::chrono::steady_clock::now()));
+  base::log_debug(timing);
   if (r) {
     // No exec.fifo: the container is running (Container::status).
     if (::unlink((store.dir(opts.id) + "/exec.fifo").c_str()) < 0)

@@ -643,5 +643,34 @@ TEST_F(IncrementalCheckpointTest, MissingOrCorruptedParentIsRefusedAndNothingIsL
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+TEST_F(IncrementalCheckpointTest, ShellTreeAfterPreDumpAndAPlainCheckpointInBetween) {
+  // A shell forking `sleep` children: they inherit the tracking fd (and exec closes it);
+  // processes forked since the pre-dump are saved whole.
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 2), 2);
+  TempDir img;
+  RunResult p1 = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(p1.code, 0) << p1;
+  long c = wait_count(b, count(b) + 3);
+  // A checkpoint without a parent recognises the tracking fd as the engine's and closes it.
+  RunResult plain = checkpoint(id, img / "p2", {"--leave-running"});
+  ASSERT_EQ(plain.code, 0) << plain;
+  EXPECT_EQ(userfaultfds(rt.state_json(id)["pid"]), 0);
+  RunResult p3 = checkpoint(id, img / "p3", {"--pre-dump"});
+  ASSERT_EQ(p3.code, 0) << p3;
+  c = wait_count(b, count(b) + 3, c);
+  RunResult ck = checkpoint(id, img / "p4", {"--parent-path", "../p3"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  long saved = count(b);
+  RunResult r = restore(b, id, img / "p4");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_GE(wait_count(b, saved + 3, saved - 1), saved + 3);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
