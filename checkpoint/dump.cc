@@ -326,7 +326,7 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v) {
     for (auto& c : base::split(base::trim(*children), ' '))
       if (!c.empty() && !host_to_v.count(static_cast<pid_t>(std::stol(c))))
         return base::sys_error(who(t) + ": child " + c + " is not in the container", kTransient);
-  t.maps = ZRUN_TRY(read_smaps(t.pid));
+  t.maps = ZRUN_TRY(read_maps_with_copies(t.pid));
   for (auto& v : t.maps) {
     if (v.special()) continue;
     if (v.shared() && !v.file_backed())

@@ -18,6 +18,7 @@
 #include "base/scope_exit.h"
 #include "base/sys.h"
 #include "checkpoint/image.h"
+#include "checkpoint/proc.h"
 
 namespace zrun::ckpt {
 
@@ -317,8 +318,8 @@ Ranges unite(const Ranges& a, const Ranges& b) {
 // PAGEMAP_SCAN (linux/fs.h of 6.7+; bookworm's headers lack it).
 constexpr unsigned long kPagemapScan = 0xC0606610;
 constexpr uint64_t kScanWpMatching = 1, kScanCheckWpAsync = 2;
-constexpr uint64_t kPageWritten = 1 << 1, kPagePresent = 1 << 3, kPageSwapped = 1 << 4,
-                   kPagePfnZero = 1 << 5;
+constexpr uint64_t kPageWritten = 1 << 1, kPageFile = 1 << 2, kPagePresent = 1 << 3,
+                   kPageSwapped = 1 << 4, kPagePfnZero = 1 << 5;
 struct PmScanArg {
   uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
       category_mask, category_anyof_mask, return_mask;
@@ -356,10 +357,34 @@ Result<MemoryScan> MemoryScan::open(pid_t pid, const TaskImage* parent) {
   return m;
 }
 
-Result<std::optional<Ranges>> MemoryScan::scan(uint64_t start, uint64_t end, bool written) {
+namespace {
+
+// One PAGEMAP_SCAN walk of [start, end): the ranges whose pages match `a`'s categories.
+Result<Ranges> pagemap_scan(int pagemap, uint64_t start, uint64_t end, PmScanArg a) {
   std::vector<PageRegion> vec(4096);
-  PmScanArg a{};
   a.size = sizeof(a);
+  a.vec = reinterpret_cast<uint64_t>(vec.data());
+  a.vec_len = vec.size();
+  Ranges out;
+  for (uint64_t at = start; at < end;) {
+    a.start = at;
+    a.end = end;
+    a.walk_end = 0;
+    int n = ::ioctl(pagemap, kPagemapScan, &a);
+    if (n < 0) return base::sys_error("PAGEMAP_SCAN");
+    for (int i = 0; i < n; i++)
+      add_range(out, vec[static_cast<size_t>(i)].start, vec[static_cast<size_t>(i)].end);
+    // Only a full vector means there may be more (walk_end is not reliable otherwise).
+    if (static_cast<size_t>(n) < vec.size() || a.walk_end <= at) break;
+    at = a.walk_end;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<Ranges>> MemoryScan::scan(uint64_t start, uint64_t end, bool written) {
+  PmScanArg a{};
   if (written) {
     a.flags = kScanCheckWpAsync;
     a.category_mask = kPageWritten;
@@ -371,25 +396,27 @@ Result<std::optional<Ranges>> MemoryScan::scan(uint64_t start, uint64_t end, boo
     a.category_anyof_mask = kPagePresent | kPageSwapped;
     a.return_mask = kPagePresent | kPageSwapped;
   }
-  a.vec = reinterpret_cast<uint64_t>(vec.data());
-  a.vec_len = vec.size();
-  Ranges out;
-  for (uint64_t at = start; at < end;) {
-    a.start = at;
-    a.end = end;
-    a.walk_end = 0;
-    int n = ::ioctl(pagemap_.get(), kPagemapScan, &a);
-    if (n < 0) {
-      if (written && errno == EPERM) return std::optional<Ranges>();
-      return base::sys_error("PAGEMAP_SCAN");
-    }
-    for (int i = 0; i < n; i++)
-      add_range(out, vec[static_cast<size_t>(i)].start, vec[static_cast<size_t>(i)].end);
-    // Only a full vector means there may be more (walk_end is not reliable otherwise).
-    if (static_cast<size_t>(n) < vec.size() || a.walk_end <= at) break;
-    at = a.walk_end;
+  auto r = pagemap_scan(pagemap_.get(), start, end, a);
+  if (!r && written && r.error().err == EPERM) return std::optional<Ranges>();
+  return std::optional<Ranges>(ZRUN_TRY(std::move(r)));
+}
+
+Result<std::vector<Vma>> read_maps_with_copies(pid_t pid) {
+  auto maps = ZRUN_TRY(read_maps(pid));
+  auto pm = ZRUN_TRY(base::open_file("/proc/" + std::to_string(pid) + "/pagemap", O_RDONLY));
+  PmScanArg a{};
+  // Present or swapped, and not a page of the file: copied on write.
+  a.category_inverted = kPageFile;
+  a.category_mask = kPageFile;
+  a.category_anyof_mask = kPagePresent | kPageSwapped;
+  a.return_mask = kPagePresent | kPageSwapped;
+  for (auto& v : maps) {
+    if (!v.file_backed() || v.shared() || v.special()) continue;
+    auto r = pagemap_scan(pm.get(), v.start, v.end, a);
+    if (!r && r.error().err == ENOTTY) return read_smaps(pid);  // kernel < 6.7
+    for (auto [s, e] : ZRUN_TRY(std::move(r))) v.anon_kb += (e - s) / 1024;
   }
-  return std::optional<Ranges>(std::move(out));
+  return maps;
 }
 
 Result<std::vector<PageRunImage>> MemoryScan::dump(Tracee& t, PageWriter& pw, uint64_t start,
