@@ -528,9 +528,11 @@ std::vector<TaskInfo*> creation_order(std::vector<TaskInfo>& tasks) {
 }
 
 // After its memory was saved: close the tracking userfaultfd of a pre-dump, and for a
-// pre-dump arm a new one over the private anonymous mappings.
-Result<void> retrack(TaskInfo& t, bool pre_dump) {
-  if (t.tracking.empty() && !pre_dump) return base::ok();
+// pre-dump arm a new one over the private anonymous mappings. A container killed after
+// the dump keeps it (closing it un-protects every page: time the container would spend
+// frozen for nothing).
+Result<void> retrack(TaskInfo& t, bool pre_dump, bool keeps_running) {
+  if (!pre_dump && (t.tracking.empty() || !keeps_running)) return base::ok();
   uint64_t exec = 0;
   Ranges areas;
   for (auto& v : t.maps) {
@@ -638,7 +640,7 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
     auto m0 = std::chrono::steady_clock::now();
     ZRUN_TRY(dump_memory(*t, pw));
     ZRUN_TRY(pw.close());
-    ZRUN_TRY(retrack(*t, opts.pre_dump));
+    ZRUN_TRY(retrack(*t, opts.pre_dump, opts.leave_running));
     memory_ms += ms_since(m0);
     memory_bytes += pw.bytes();
     std::string text = task_to_json(t->img);

@@ -71,7 +71,8 @@ Result<void> PageWriter::open(const std::string& path) {
   free_.clear();
   full_.clear();
   for (int i = 0; i < kSlots; i++) {
-    if (bufs_[i].empty()) bufs_[i].resize(kBuffer);
+    // Not zeroed: only the part a small dump fills gets its pages faulted in.
+    if (!bufs_[i]) bufs_[i].reset(new char[kBuffer]);
     len_[i] = 0;
     free_.push_back(i);
   }
@@ -92,7 +93,7 @@ void PageWriter::writer_loop() {
     bool failed = err_.has_value();
     l.unlock();
     Result<void> r = base::ok();
-    if (!failed) r = base::write_all(fd_.get(), std::string_view(bufs_[s].data(), len_[s]));
+    if (!failed) r = base::write_all(fd_.get(), std::string_view(bufs_[s].get(), len_[s]));
     l.lock();
     if (!r && !err_) err_ = base::context(std::move(r).error(), "write `" + path_ + "`");
     len_[s] = 0;
@@ -130,7 +131,7 @@ Result<PageRun> PageWriter::dump_range(Tracee& t, uint64_t addr, uint64_t len) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kBuffer, len - done));
     if (cur_ >= 0 && len_[cur_] + n > kBuffer) submit();
     if (cur_ < 0) cur_ = ZRUN_TRY(take_slot());
-    char* at = bufs_[cur_].data() + len_[cur_];
+    char* at = bufs_[cur_].get() + len_[cur_];
     if (!read_remote(t.pid(), addr + done, at, n))
       ZRUN_TRY(t.read_mem(addr + done, at, n));  // PROT_NONE / exec-only areas
     run.hash = hash64(at, n, run.hash);
@@ -360,7 +361,9 @@ Result<MemoryScan> MemoryScan::open(pid_t pid, const TaskImage* parent) {
 namespace {
 
 // One PAGEMAP_SCAN walk of [start, end): the ranges whose pages match `a`'s categories.
-Result<Ranges> pagemap_scan(int pagemap, uint64_t start, uint64_t end, PmScanArg a) {
+// With `categories`, one entry per returned region (not merged), its categories.
+Result<Ranges> pagemap_scan(int pagemap, uint64_t start, uint64_t end, PmScanArg a,
+                            std::vector<uint64_t>* categories = nullptr) {
   std::vector<PageRegion> vec(4096);
   a.size = sizeof(a);
   a.vec = reinterpret_cast<uint64_t>(vec.data());
@@ -372,8 +375,14 @@ Result<Ranges> pagemap_scan(int pagemap, uint64_t start, uint64_t end, PmScanArg
     a.walk_end = 0;
     int n = ::ioctl(pagemap, kPagemapScan, &a);
     if (n < 0) return base::sys_error("PAGEMAP_SCAN");
-    for (int i = 0; i < n; i++)
-      add_range(out, vec[static_cast<size_t>(i)].start, vec[static_cast<size_t>(i)].end);
+    for (size_t i = 0; i < static_cast<size_t>(n); i++) {
+      if (categories) {
+        out.emplace_back(vec[i].start, vec[i].end);
+        categories->push_back(vec[i].categories);
+      } else {
+        add_range(out, vec[i].start, vec[i].end);
+      }
+    }
     // Only a full vector means there may be more (walk_end is not reliable otherwise).
     if (static_cast<size_t>(n) < vec.size() || a.walk_end <= at) break;
     at = a.walk_end;
@@ -383,22 +392,31 @@ Result<Ranges> pagemap_scan(int pagemap, uint64_t start, uint64_t end, PmScanArg
 
 }  // namespace
 
-Result<std::optional<Ranges>> MemoryScan::scan(uint64_t start, uint64_t end, bool written) {
+Result<Ranges> MemoryScan::present(uint64_t start, uint64_t end, Ranges* written) {
   PmScanArg a{};
+  // Present or swapped, not the zero page.
+  a.category_inverted = kPagePfnZero;
+  a.category_mask = kPagePfnZero;
+  a.category_anyof_mask = kPagePresent | kPageSwapped;
+  a.return_mask = kPagePresent | kPageSwapped;
   if (written) {
+    // The same walk tells which of them were written since tracking was armed.
     a.flags = kScanCheckWpAsync;
-    a.category_mask = kPageWritten;
     a.return_mask = kPageWritten;
-  } else {
-    // Present or swapped, not the zero page.
-    a.category_inverted = kPagePfnZero;
-    a.category_mask = kPagePfnZero;
-    a.category_anyof_mask = kPagePresent | kPageSwapped;
-    a.return_mask = kPagePresent | kPageSwapped;
+    std::vector<uint64_t> categories;
+    auto r = pagemap_scan(pagemap_.get(), start, end, a, &categories);
+    if (!r && r.error().err == EPERM) return present(start, end, nullptr);  // not tracked
+    Ranges all = ZRUN_TRY(std::move(r)), out;
+    *written = {};
+    for (size_t i = 0; i < all.size(); i++) {
+      add_range(out, all[i].first, all[i].second);
+      if (categories[i] & kPageWritten) add_range(*written, all[i].first, all[i].second);
+    }
+    tracked_range_ = true;
+    return out;
   }
-  auto r = pagemap_scan(pagemap_.get(), start, end, a);
-  if (!r && written && r.error().err == EPERM) return std::optional<Ranges>();
-  return std::optional<Ranges>(ZRUN_TRY(std::move(r)));
+  tracked_range_ = false;
+  return pagemap_scan(pagemap_.get(), start, end, a);
 }
 
 Result<std::vector<Vma>> read_maps_with_copies(pid_t pid) {
@@ -423,19 +441,17 @@ Result<std::vector<PageRunImage>> MemoryScan::dump(Tracee& t, PageWriter& pw, ui
                                                    uint64_t end) {
   Ranges self{{start, end}}, from_parent;
   if (supported_) {
-    auto present = scan(start, end, false);
-    if (!present && present.error().err == ENOTTY) {
+    Ranges written;
+    auto present_now = present(start, end, tracked_ ? &written : nullptr);
+    if (!present_now && present_now.error().err == ENOTTY) {
       supported_ = false;
     } else {
-      self = std::move(*ZRUN_TRY(std::move(present)));
-      if (tracked_) {
-        auto written = ZRUN_TRY(scan(start, end, true));
-        if (written) {
-          // Unwritten pages the parent has stay there; new ones (not in the parent) are saved.
-          Ranges keep = intersect(subtract(self, *written), parent_cover_);
-          self = subtract(self, keep);
-          from_parent = std::move(keep);
-        }
+      self = ZRUN_TRY(std::move(present_now));
+      if (tracked_range_) {
+        // Unwritten pages the parent has stay there; new ones (not in the parent) are saved.
+        Ranges keep = intersect(subtract(self, written), parent_cover_);
+        self = subtract(self, keep);
+        from_parent = std::move(keep);
       }
     }
   }

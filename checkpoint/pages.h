@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,7 +52,7 @@ class PageWriter {
   std::string path_;
   base::UniqueFd fd_;
   uint64_t offset_ = 0;
-  std::vector<char> bufs_[kSlots];
+  std::unique_ptr<char[]> bufs_[kSlots];
   size_t len_[kSlots] = {};
   int cur_ = -1;  // slot being filled
   std::deque<int> free_, full_;
@@ -82,12 +83,15 @@ class MemoryScan {
   bool supported() const { return supported_; }
 
  private:
-  // nullopt: the range is not tracked (never registered, or the registration was lost by
-  // mremap/fork/close of the uffd): treat it as all written.
-  base::Result<std::optional<Ranges>> scan(uint64_t start, uint64_t end, bool written);
+  // The present pages of [start, end) and, with `written`, those written since tracking
+  // was armed, in one walk. tracked_range_ says whether the range was tracked: if it was
+  // never registered or lost its registration (mremap, fork, the uffd closed), it is not,
+  // and counts as all written.
+  base::Result<Ranges> present(uint64_t start, uint64_t end, Ranges* written);
   base::UniqueFd pagemap_;
   bool supported_ = true;
   bool tracked_ = false;
+  bool tracked_range_ = false;
   Ranges parent_cover_;  // pages the parent chain has for this task
 };
 
