@@ -441,7 +441,9 @@ Result<void> collect_regs(TaskInfo& t) {
 // are writable or were written (static binaries relocate their RELRO, then make it
 // read-only: smaps shows those pages as Anonymous). Other file mappings are mapped from the file
 // again; PROT_NONE anonymous areas are reservations (no bytes).
-Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
+// Which bytes to save (decided while the tasks are stopped): t.img.vmas, with runs and
+// whole-mapping `pages` whose offsets and hashes save_memory fills in.
+Result<void> plan_memory(TaskInfo& t) {
   auto scan = ZRUN_TRY_CTX(MemoryScan::open(t.pid, t.parent), who(t));
   for (auto& v : t.maps) {
     VmaImage vi;
@@ -462,17 +464,33 @@ Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
     if (want && !v.file_backed() && !v.shared() && scan.supported()) {
       // Private anonymous: only the pages that hold something (and, after a pre-dump, only
       // those written since).
-      auto r = scan.dump(t.tracee, pw, v.start, v.end);
+      auto r = scan.plan(v.start, v.end);
       if (!r) return base::context(std::move(r).error(), who(t));
       vi.runs = std::move(*r);
     } else if (want) {
       vi.pages = true;
-      auto r = pw.dump_range(t.tracee, v.start, v.end - v.start);
+    }
+    t.img.vmas.push_back(std::move(vi));
+  }
+  return base::ok();
+}
+
+Result<void> save_memory(TaskInfo& t, PageWriter& pw) {
+  Tracee* tr = t.tracee.pid() ? &t.tracee : nullptr;  // detached: a live pre-dump
+  for (auto& vi : t.img.vmas) {
+    if (vi.pages) {
+      auto r = pw.dump_range(t.pid, tr, vi.start, vi.end - vi.start);
       if (!r) return base::context(std::move(r).error(), who(t));
       vi.page_offset = r->offset;
       vi.hash = r->hash;
     }
-    t.img.vmas.push_back(std::move(vi));
+    for (auto& run : vi.runs) {
+      if (run.parent) continue;
+      auto r = pw.dump_range(t.pid, tr, run.start, run.len);
+      if (!r) return base::context(std::move(r).error(), who(t));
+      run.offset = r->offset;
+      run.hash = r->hash;
+    }
   }
   return base::ok();
 }
@@ -557,7 +575,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
                        const Image* parent) {
   auto frozen = std::chrono::steady_clock::now();
-  double memory_ms = 0;
+  double memory_ms = 0, frozen_ms = -1;
   uint64_t memory_bytes = 0;
   ZRUN_TRY_CTX(cg.freeze(), "freeze");
   base::ScopeExit thaw([&] { (void)cg.thaw(); });
@@ -632,17 +650,38 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
   }
   std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
   PageWriter pw;
-  for (auto* t : creation_order(tasks)) {
+  auto order = creation_order(tasks);
+  auto save = [&](TaskInfo* t) -> Result<void> {
+    ZRUN_TRY(pw.open(opts.image_path + "/pages-" + std::to_string(t->img.vpid) + ".img"));
+    auto m0 = std::chrono::steady_clock::now();
+    ZRUN_TRY(save_memory(*t, pw));
+    ZRUN_TRY(pw.close());
+    memory_ms += ms_since(m0);
+    memory_bytes += pw.bytes();
+    return base::ok();
+  };
+  for (auto* t : order) {
     if (t->img.vpid == 1) m.vdso = vdso_layout(t->maps);
     ZRUN_TRY(collect_regs(*t));
     ZRUN_TRY(collect_injected(*t));
-    ZRUN_TRY(pw.open(opts.image_path + "/pages-" + std::to_string(t->img.vpid) + ".img"));
-    auto m0 = std::chrono::steady_clock::now();
-    ZRUN_TRY(dump_memory(*t, pw));
-    ZRUN_TRY(pw.close());
+    ZRUN_TRY(plan_memory(*t));
+    // A pre-dump arms tracking before its memory is read (below, once the tasks run
+    // again): every page written from here on is in the next image.
+    if (!opts.pre_dump) ZRUN_TRY(save(t));
     ZRUN_TRY(retrack(*t, opts.pre_dump, opts.leave_running));
-    memory_ms += ms_since(m0);
-    memory_bytes += pw.bytes();
+  }
+  if (opts.pre_dump) {
+    // Live: the container runs while its memory is copied (the image is not consistent on
+    // its own and is refused by restore; the final dump re-saves what changed).
+    frozen_ms = ms_since(frozen);
+    for (auto& t : tasks) {
+      for (auto& th : t.threads) ZRUN_TRY(th.tracee.detach());
+      ZRUN_TRY(t.tracee.detach());
+    }
+    pw.set_live(true);
+    for (auto* t : order) ZRUN_TRY(save(t));
+  }
+  for (auto* t : order) {
     std::string text = task_to_json(t->img);
     TaskRef ref{t->img.vpid,
                 t->img.ppid,
@@ -661,7 +700,8 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
   char timing[160];
   std::snprintf(timing, sizeof(timing),
                 "checkpoint timing: frozen %.1f ms, memory %.1f ms, %llu bytes of pages",
-                ms_since(frozen), memory_ms, static_cast<unsigned long long>(memory_bytes));
+                frozen_ms >= 0 ? frozen_ms : ms_since(frozen), memory_ms,
+                static_cast<unsigned long long>(memory_bytes));
   base::log_debug(timing);
   if (!opts.leave_running && !opts.pre_dump) {
     // Killed while still stopped: nothing runs after the image was taken.

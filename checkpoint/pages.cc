@@ -123,7 +123,19 @@ void PageWriter::submit() {
   cv_.notify_all();
 }
 
-Result<PageRun> PageWriter::dump_range(Tracee& t, uint64_t addr, uint64_t len) {
+namespace {
+
+Result<void> read_proc_mem(pid_t pid, uint64_t addr, char* buf, size_t n) {
+  auto fd = ZRUN_TRY(base::open_file("/proc/" + std::to_string(pid) + "/mem", O_RDONLY));
+  ssize_t got = ::pread(fd.get(), buf, n, static_cast<off_t>(addr));
+  if (got != static_cast<ssize_t>(n))
+    return base::sys_error("read /proc/" + std::to_string(pid) + "/mem");
+  return base::ok();
+}
+
+}  // namespace
+
+Result<PageRun> PageWriter::dump_range(pid_t pid, Tracee* t, uint64_t addr, uint64_t len) {
   PageRun run{offset_, 0};
   for (uint64_t done = 0; done < len;) {
     // Pieces of kHashChunk from the run's start (the restore hashes the same pieces); small
@@ -132,8 +144,14 @@ Result<PageRun> PageWriter::dump_range(Tracee& t, uint64_t addr, uint64_t len) {
     if (cur_ >= 0 && len_[cur_] + n > kBuffer) submit();
     if (cur_ < 0) cur_ = ZRUN_TRY(take_slot());
     char* at = bufs_[cur_].get() + len_[cur_];
-    if (!read_remote(t.pid(), addr + done, at, n))
-      ZRUN_TRY(t.read_mem(addr + done, at, n));  // PROT_NONE / exec-only areas
+    if (!read_remote(pid, addr + done, at, n)) {
+      // PROT_NONE / exec-only areas: /proc/PID/mem.
+      auto r = t ? t->read_mem(addr + done, at, n) : read_proc_mem(pid, addr + done, at, n);
+      // A running task may have unmapped it since (live pre-dump): whatever is mapped there
+      // later is a new, untracked mapping, saved whole by the next dump.
+      if (!r && !live_) return std::move(r).error();
+      if (!r) std::memset(at, 0, n);
+    }
     run.hash = hash64(at, n, run.hash);
     len_[cur_] += n;
     done += n;
@@ -437,8 +455,7 @@ Result<std::vector<Vma>> read_maps_with_copies(pid_t pid) {
   return maps;
 }
 
-Result<std::vector<PageRunImage>> MemoryScan::dump(Tracee& t, PageWriter& pw, uint64_t start,
-                                                   uint64_t end) {
+Result<std::vector<PageRunImage>> MemoryScan::plan(uint64_t start, uint64_t end) {
   Ranges self{{start, end}}, from_parent;
   if (supported_) {
     Ranges written;
@@ -456,10 +473,7 @@ Result<std::vector<PageRunImage>> MemoryScan::dump(Tracee& t, PageWriter& pw, ui
     }
   }
   std::vector<PageRunImage> runs;
-  for (auto [s, e] : self) {
-    auto r = ZRUN_TRY(pw.dump_range(t, s, e - s));
-    runs.push_back({s, e - s, false, r.offset, r.hash});
-  }
+  for (auto [s, e] : self) runs.push_back({s, e - s, false, 0, 0});
   for (auto [s, e] : from_parent) runs.push_back({s, e - s, true, 0, 0});
   std::sort(runs.begin(), runs.end(),
             [](const PageRunImage& a, const PageRunImage& b) { return a.start < b.start; });

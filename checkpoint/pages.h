@@ -37,10 +37,13 @@ class PageWriter {
   PageWriter& operator=(const PageWriter&) = delete;
   ~PageWriter();
   base::Result<void> open(const std::string& path);
-  // Append [addr, addr+len) of the task (process_vm_readv; /proc/PID/mem where it fails).
-  base::Result<PageRun> dump_range(Tracee& t, uint64_t addr, uint64_t len);
+  // Append [addr, addr+len) of task `pid` (process_vm_readv; /proc/PID/mem where it fails,
+  // through `t` when the task is seized).
+  base::Result<PageRun> dump_range(pid_t pid, Tracee* t, uint64_t addr, uint64_t len);
   // Waits for the writer, then fsync.
   base::Result<void> close();
+  // The task runs while it is read (live pre-dump): what can no longer be read is zero.
+  void set_live(bool live) { live_ = live; }
   uint64_t bytes() const { return offset_; }  // appended so far
 
  private:
@@ -52,6 +55,7 @@ class PageWriter {
   std::string path_;
   base::UniqueFd fd_;
   uint64_t offset_ = 0;
+  bool live_ = false;
   std::unique_ptr<char[]> bufs_[kSlots];
   size_t len_[kSlots] = {};
   int cur_ = -1;  // slot being filled
@@ -76,9 +80,9 @@ class MemoryScan {
  public:
   // `parent`: the task in the parent image (nullptr: none, or another process now).
   static base::Result<MemoryScan> open(pid_t pid, const TaskImage* parent);
-  // Save [start, end) sparsely: the self runs are appended to `pw`.
-  base::Result<std::vector<PageRunImage>> dump(Tracee& t, PageWriter& pw, uint64_t start,
-                                               uint64_t end);
+  // The runs to save [start, end) sparsely: "self" ones (their offset and hash are set
+  // when they are written) and "parent" ones.
+  base::Result<std::vector<PageRunImage>> plan(uint64_t start, uint64_t end);
   // PAGEMAP_SCAN is missing (kernel < 6.7): callers save whole mappings.
   bool supported() const { return supported_; }
 

@@ -54,6 +54,10 @@ Result<Created> restore_container(const StateStore& store, const RestoreOptions&
   auto dir = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
   // Everything in the image is checked before anything is created.
   auto img = ZRUN_TRY_CTX(ckpt::load_image(dir), what);
+  if (img.manifest.pre_dump)
+    return base::make_error(what + ": image `" + dir +
+                            "` is a pre-dump (its memory was copied while the container ran): " +
+                            "restore the dump made with --parent-path");
   auto plan = ckpt::placeholder_plan(img);
   CreateOptions co;
   co.id = opts.id;

@@ -543,6 +543,9 @@ TEST_F(IncrementalCheckpointTest, PreDumpThenDumpStoresOnlyWrittenPagesAndRestor
   auto s = wait_round(b, at_pre + 3);
   EXPECT_GE(s.first, at_pre + 3);
   EXPECT_EQ(s.second, "1");
+  // Copied while the container ran: not an image to restore on its own.
+  RunResult alone = restore(b, rt.new_id(), img / "p1");
+  expect_error(alone, "is a pre-dump");
   RunResult ck = checkpoint(id, img / "p2", {"--parent-path", "../p1"});
   ASSERT_EQ(ck.code, 0) << ck;
   auto before = dirty_state(b);
