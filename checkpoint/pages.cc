@@ -572,9 +572,9 @@ Result<PageSource::Layer*> PageSource::layer(size_t depth) {
       if (::fstat(fd.get(), &st) < 0) return base::sys_error("stat `" + path + "`");
       l->size = static_cast<size_t>(st.st_size);
       if (l->size) {
-        // The newest image's pages are all needed: populate them at once.
-        void* m = ::mmap(nullptr, l->size, PROT_READ,
-                         MAP_PRIVATE | (layers_.empty() ? MAP_POPULATE : 0), fd.get(), 0);
+        // Populated at once (faulting the page cache in piece by piece during the copies
+        // costs more); the parents' pages are mostly needed too.
+        void* m = ::mmap(nullptr, l->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
         if (m == MAP_FAILED) return base::sys_error("map `" + path + "`");
         l->data = static_cast<const char*>(m);
       }
