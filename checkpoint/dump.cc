@@ -695,8 +695,8 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
   if (m.tasks.size() != tasks.size()) return base::make_error("the process tree is not connected");
   ZRUN_TRY(base::write_file_atomic(opts.image_path + "/manifest.json", manifest_to_json(m), 0600,
                                    /*durable=*/true));
-  // The tasks stay stopped until killed or detached right after this (bench/checkpoint.sh
-  // reads this line with --debug).
+  // The tasks stay stopped until killed or detached right after this (a pre-dump's run
+  // since their memory copy began). bench/checkpoint.sh reads this line with --debug.
   char timing[160];
   std::snprintf(timing, sizeof(timing),
                 "checkpoint timing: frozen %.1f ms, memory %.1f ms, %llu bytes of pages",
