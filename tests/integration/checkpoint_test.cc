@@ -675,5 +675,40 @@ TEST_F(IncrementalCheckpointTest, ShellTreeAfterPreDumpAndAPlainCheckpointInBetw
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
+TEST_F(IncrementalCheckpointTest, MultiThreadedProcessAcrossPreDump) {
+  // Threads share the tracked memory; the pre-dump stops and lets go of each of them.
+  Bundle b(rt);
+  b.probe({"threads", "4"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/threads";
+  auto rounds_at_least = [&](long n) {
+    std::map<std::string, std::string> kv;
+    for (int i = 0; i < 200; i++) {
+      kv = parse_kv(read_file(file));
+      if (!kv["rounds"].empty() && std::stol(kv["rounds"]) >= n) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return kv;
+  };
+  ASSERT_EQ(rounds_at_least(2)["threads"], "5");
+  TempDir img;
+  RunResult pre = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(pre.code, 0) << pre;
+  long rounds = std::stol(parse_kv(read_file(file))["rounds"]);
+  EXPECT_GE(std::stol(rounds_at_least(rounds + 3)["rounds"]), rounds + 3);
+  RunResult ck = checkpoint(id, img / "p2", {"--parent-path", "../p1"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  rounds = std::stol(parse_kv(read_file(file))["rounds"]);
+  RunResult r = restore(b, id, img / "p2");
+  ASSERT_EQ(r.code, 0) << r;
+  auto kv = rounds_at_least(rounds + 5);
+  EXPECT_GE(std::stol(kv["rounds"]), rounds + 5);
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(kv["threads"], "5");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
