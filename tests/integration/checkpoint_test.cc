@@ -3,7 +3,9 @@
 // image is refused on restore and leaves nothing behind.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <thread>
@@ -487,6 +489,17 @@ TEST_F(CheckpointTest, UnsupportedFlagsAreClearErrors) {
 // half, moves an area with mremap and replaces a small mapping each round.
 class IncrementalCheckpointTest : public CheckpointTest {
  protected:
+  void SetUp() override {
+    CheckpointTest::SetUp();
+    if (IsSkipped()) return;
+    // userfaultfd with UFFD_FEATURE_WP_ASYNC (1 << 15) and PAGEMAP_SCAN: Linux 6.7+.
+    int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* USER_MODE_ONLY */));
+    uint64_t api[3] = {0xAA, uint64_t{1} << 15, 0};
+    bool ok = fd >= 0 && ::ioctl(fd, _IOWR(0xAA, 0x3F, uint64_t[3]), api) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!ok) GTEST_SKIP() << "the kernel lacks userfaultfd WP_ASYNC (Linux 6.7+)";
+  }
+
   static long file_size(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
