@@ -744,14 +744,7 @@ Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
     if (!entries.empty())
       return base::make_error("image path `" + opts.image_path + "` is not empty");
   }
-  bool made = !base::path_exists(opts.image_path);
-  ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));
-  auto clean = [&] {
-    auto entries = base::list_dir(opts.image_path);
-    if (entries)
-      for (auto& e : *entries) ::unlink((opts.image_path + "/" + e).c_str());
-    if (made) ::rmdir(opts.image_path.c_str());
-  };
+  // The parent is checked before anything is created.
   std::optional<Image> parent;
   if (!opts.parent_path.empty()) {
     std::string pdir = base::clean_path(opts.parent_path[0] == '/'
@@ -764,6 +757,14 @@ Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
     if (parent->manifest.id != opts.id || parent->manifest.init_start != start)
       return base::make_error("parent image `" + pdir + "` is of another container");
   }
+  bool made = !base::path_exists(opts.image_path);
+  ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));
+  auto clean = [&] {
+    auto entries = base::list_dir(opts.image_path);
+    if (entries)
+      for (auto& e : *entries) ::unlink((opts.image_path + "/" + e).c_str());
+    if (made) ::rmdir(opts.image_path.c_str());
+  };
   DumpOptions o = opts;
   if (parent) o.parent_path = relative_path(opts.image_path, parent->dir);
   for (int attempt = 0;; attempt++) {

@@ -619,6 +619,7 @@ TEST_F(IncrementalCheckpointTest, MissingOrCorruptedParentIsRefusedAndNothingIsL
   RunResult bad = checkpoint(id, img / "p0", {"--parent-path", "../nothing"});
   expect_error(bad, "parent image");
   EXPECT_EQ(rt.status(id), "running");
+  EXPECT_NE(::access((img / "p0").c_str(), F_OK), 0) << "image directory left behind";
   RunResult p1 = checkpoint(id, img / "p1", {"--pre-dump"});
   ASSERT_EQ(p1.code, 0) << p1;
   wait_round(b, dirty_state(b).first + 2);
