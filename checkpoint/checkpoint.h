@@ -23,6 +23,11 @@ struct DumpOptions {
   std::string id;          // for messages: "checkpoint `id`: ..."
   std::string image_path;  // created if missing; must be empty
   bool leave_running = false;
+  // Incremental images (docs/checkpoint.md): a pre-dump keeps the container running and
+  // arms dirty-page tracking; `parent_path` (relative to image_path, or absolute) names
+  // the pre-dump whose unchanged pages this image refers to.
+  bool pre_dump = false;
+  std::string parent_path;
   std::string config;       // config.json text of the container
   std::string cgroup;       // the container's cgroup record
   std::string cgroup_mode;  // --manage-cgroups-mode, saved in the manifest ("" = soft)

@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -58,8 +60,12 @@ struct TaskInfo {
   TaskImage img;
   std::vector<Vma> maps;
   Tracee tracee;
-  std::vector<ThreadInfo> threads;              // besides the leader
-  bool redirected = false;                      // a fd 0-2 is a file inside the container
+  std::vector<ThreadInfo> threads;  // besides the leader
+  bool redirected = false;          // a fd 0-2 is a file inside the container
+  // Incremental dumps: this process in the parent image (same process: start time), and
+  // the tracking userfaultfds of a pre-dump found among its fds.
+  const TaskImage* parent = nullptr;
+  std::vector<int> tracking;
   std::map<uint64_t, std::string> vma_objects;  // start -> ObjectImage key (shmem.h)
 };
 
@@ -120,6 +126,10 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
   // until cmd exits. Caught in that moment, the saved stdout is not on any 0-2: retry.
   bool& redirected = t.redirected;
   for (int fd : fds) {
+    if (is_tracking_uffd(t.pid, fd)) {
+      t.tracking.push_back(fd);  // ours, from a pre-dump: closed after the memory is saved
+      continue;
+    }
     std::string magic = proc(t.pid, "fd/" + std::to_string(fd));
     auto info = ZRUN_TRY(base::read_file(proc(t.pid, "fdinfo/" + std::to_string(fd))));
     FdImage f;
@@ -342,7 +352,7 @@ Result<void> collect_info(TaskInfo& t, std::map<pid_t, pid_t>& host_to_v, Object
     for (auto& c : base::split(base::trim(*children), ' '))
       if (!c.empty() && !host_to_v.count(static_cast<pid_t>(std::stol(c))))
         return base::sys_error(who(t) + ": child " + c + " is not in the container", kTransient);
-  t.maps = ZRUN_TRY(read_smaps(t.pid));
+  t.maps = ZRUN_TRY(read_maps_with_copies(t.pid));
   for (auto& v : t.maps) {
     if (v.special() || is_sysv_shm(v.name)) continue;  // SysV shm: with the IPC namespace
     if (v.shared() && !v.file_backed())
@@ -463,7 +473,10 @@ Result<void> collect_regs(TaskInfo& t) {
 // are writable or were written (static binaries relocate their RELRO, then make it
 // read-only: smaps shows those pages as Anonymous). Other file mappings are mapped from the file
 // again; PROT_NONE anonymous areas are reservations (no bytes).
-Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
+// Which bytes to save (decided while the tasks are stopped): t.img.vmas, with runs and
+// whole-mapping `pages` whose offsets and hashes save_memory fills in.
+Result<void> plan_memory(TaskInfo& t) {
+  auto scan = ZRUN_TRY_CTX(MemoryScan::open(t.pid, t.parent), who(t));
   for (auto& v : t.maps) {
     VmaImage vi;
     vi.start = v.start;
@@ -485,14 +498,36 @@ Result<void> dump_memory(TaskInfo& t, PageWriter& pw) {
     bool none = v.perms.substr(0, 3) == "---";
     bool want = !v.special() &&
                 (v.file_backed() ? (!v.shared() && (v.writable() || v.anon_kb > 0)) : !none);
-    if (want) {
+    if (want && !v.file_backed() && !v.shared() && scan.supported()) {
+      // Private anonymous: only the pages that hold something (and, after a pre-dump, only
+      // those written since).
+      auto r = scan.plan(v.start, v.end);
+      if (!r) return base::context(std::move(r).error(), who(t));
+      vi.runs = std::move(*r);
+    } else if (want) {
       vi.pages = true;
-      auto r = pw.dump_range(t.tracee, v.start, v.end - v.start);
+    }
+    t.img.vmas.push_back(std::move(vi));
+  }
+  return base::ok();
+}
+
+Result<void> save_memory(TaskInfo& t, PageWriter& pw) {
+  Tracee* tr = t.tracee.pid() ? &t.tracee : nullptr;  // detached: a live pre-dump
+  for (auto& vi : t.img.vmas) {
+    if (vi.pages) {
+      auto r = pw.dump_range(t.pid, tr, vi.start, vi.end - vi.start);
       if (!r) return base::context(std::move(r).error(), who(t));
       vi.page_offset = r->offset;
       vi.hash = r->hash;
     }
-    t.img.vmas.push_back(std::move(vi));
+    for (auto& run : vi.runs) {
+      if (run.parent) continue;
+      auto r = pw.dump_range(t.pid, tr, run.start, run.len);
+      if (!r) return base::context(std::move(r).error(), who(t));
+      run.offset = r->offset;
+      run.hash = r->hash;
+    }
   }
   return base::ok();
 }
@@ -547,7 +582,38 @@ std::vector<TaskInfo*> creation_order(std::vector<TaskInfo>& tasks) {
   return out;
 }
 
-Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
+// After its memory was saved: close the tracking userfaultfd of a pre-dump, and for a
+// pre-dump arm a new one over the private anonymous mappings. A container killed after
+// the dump keeps it (closing it un-protects every page: time the container would spend
+// frozen for nothing).
+Result<void> retrack(TaskInfo& t, bool pre_dump, bool keeps_running) {
+  if (!pre_dump && (t.tracking.empty() || !keeps_running)) return base::ok();
+  uint64_t exec = 0;
+  Ranges areas;
+  for (auto& v : t.maps) {
+    if (!exec && v.executable() && !v.special()) exec = v.start;
+    if (!v.special() && !v.file_backed() && !v.shared() && v.perms.substr(0, 3) != "---")
+      areas.emplace_back(v.start, v.end);
+  }
+  auto& tr = t.tracee;
+  ZRUN_TRY(tr.start_injection(exec, 0));
+  for (int fd : t.tracking) ZRUN_TRY(disarm_tracking(tr, fd));
+  if (pre_dump) {
+    t.img.track_fd = ZRUN_TRY_CTX(arm_tracking(tr, areas), who(t));
+    t.img.track_start = ZRUN_TRY(base::proc_start_time(t.pid));
+  }
+  return tr.end_injection();
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts,
+                       const Image* parent) {
+  auto frozen = std::chrono::steady_clock::now();
+  double memory_ms = 0, frozen_ms = -1;
+  uint64_t memory_bytes = 0;
   ZRUN_TRY_CTX(cg.freeze(), "freeze");
   base::ScopeExit thaw([&] { (void)cg.thaw(); });
   std::vector<TaskInfo> tasks;
@@ -600,6 +666,9 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   ConsoleId console = find_console(init_pid);
   for (auto& t : tasks) {
     ZRUN_TRY(collect_info(t, host_to_v, objects));
+    if (const TaskImage* pt = parent ? parent->task(t.img.vpid) : nullptr)
+      if (pt->track_start && pt->track_start == ZRUN_TRY(base::proc_start_time(t.pid)))
+        t.parent = pt;
     ZRUN_TRY(collect_fds(t, stdio, objects, console));
   }
   ZRUN_TRY(resolve_pipes(tasks, stdio));
@@ -630,15 +699,46 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   m.ipc = std::move(ipc);
   m.cgroup_mode = opts.cgroup_mode;
   m.tty = std::move(tty);
+  m.pre_dump = opts.pre_dump;
+  m.init_start = ZRUN_TRY(base::proc_start_time(init_pid));
+  if (parent) {
+    m.parent = opts.parent_path;
+    m.parent_hash = parent->manifest_hash;
+  }
   std::tie(m.hostname, m.domainname) = ZRUN_TRY(uts_names(init_pid));
   PageWriter pw;
-  for (auto* t : creation_order(tasks)) {
+  auto order = creation_order(tasks);
+  auto save = [&](TaskInfo* t) -> Result<void> {
+    ZRUN_TRY(pw.open(opts.image_path + "/pages-" + std::to_string(t->img.vpid) + ".img"));
+    auto m0 = std::chrono::steady_clock::now();
+    ZRUN_TRY(save_memory(*t, pw));
+    ZRUN_TRY(pw.close());
+    memory_ms += ms_since(m0);
+    memory_bytes += pw.bytes();
+    return base::ok();
+  };
+  for (auto* t : order) {
     if (t->img.vpid == 1) m.vdso = vdso_layout(t->maps);
     ZRUN_TRY(collect_regs(*t));
     ZRUN_TRY(collect_injected(*t));
-    ZRUN_TRY(pw.open(opts.image_path + "/pages-" + std::to_string(t->img.vpid) + ".img"));
-    ZRUN_TRY(dump_memory(*t, pw));
-    ZRUN_TRY(pw.close());
+    ZRUN_TRY(plan_memory(*t));
+    // A pre-dump arms tracking before its memory is read (below, once the tasks run
+    // again): every page written from here on is in the next image.
+    if (!opts.pre_dump) ZRUN_TRY(save(t));
+    ZRUN_TRY(retrack(*t, opts.pre_dump, opts.leave_running));
+  }
+  if (opts.pre_dump) {
+    // Live: the container runs while its memory is copied (the image is not consistent on
+    // its own and is refused by restore; the final dump re-saves what changed).
+    frozen_ms = ms_since(frozen);
+    for (auto& t : tasks) {
+      for (auto& th : t.threads) ZRUN_TRY(th.tracee.detach());
+      ZRUN_TRY(t.tracee.detach());
+    }
+    pw.set_live(true);
+    for (auto* t : order) ZRUN_TRY(save(t));
+  }
+  for (auto* t : order) {
     objects.attach(t->img);
     std::string text = task_to_json(t->img);
     TaskRef ref{t->img.vpid,
@@ -653,7 +753,15 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   if (m.tasks.size() != tasks.size()) return base::make_error("the process tree is not connected");
   ZRUN_TRY(base::write_file_atomic(opts.image_path + "/manifest.json", manifest_to_json(m), 0600,
                                    /*durable=*/true));
-  if (!opts.leave_running) {
+  // The tasks stay stopped until killed or detached right after this (a pre-dump's run
+  // since their memory copy began). bench/checkpoint.sh reads this line with --debug.
+  char timing[160];
+  std::snprintf(timing, sizeof(timing),
+                "checkpoint timing: frozen %.1f ms, memory %.1f ms, %llu bytes of pages",
+                frozen_ms >= 0 ? frozen_ms : ms_since(frozen), memory_ms,
+                static_cast<unsigned long long>(memory_bytes));
+  base::log_debug(timing);
+  if (!opts.leave_running && !opts.pre_dump) {
     // Killed while still stopped: nothing runs after the image was taken.
     ZRUN_TRY_CTX(cg.kill_all(SIGKILL), "kill the checkpointed container");
     // As their tracer we must reap them (the namespace init's exit waits for the rest).
@@ -667,6 +775,25 @@ Result<void> dump_once(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) 
   return base::ok();  // leave_running: ~Tracee detaches, registers as saved
 }
 
+// `to` as a path relative to the directory `from` (both absolute and clean).
+std::string relative_path(const std::string& from, const std::string& to) {
+  auto parts = [](const std::string& p) {
+    std::vector<std::string> out;
+    for (auto& x : base::split(p, '/'))
+      if (!x.empty()) out.push_back(x);
+    return out;
+  };
+  auto a = parts(from), b = parts(to);
+  size_t common = 0;
+  while (common < a.size() && common < b.size() && a[common] == b[common]) common++;
+  std::string out;
+  for (size_t i = common; i < a.size(); i++) out += "../";
+  for (size_t i = common; i < b.size(); i++) out += b[i] + "/";
+  if (out.empty()) return ".";
+  out.pop_back();
+  return out;
+}
+
 }  // namespace
 
 Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
@@ -674,6 +801,19 @@ Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
     auto entries = ZRUN_TRY(base::list_dir(opts.image_path));
     if (!entries.empty())
       return base::make_error("image path `" + opts.image_path + "` is not empty");
+  }
+  // The parent is checked before anything is created.
+  std::optional<Image> parent;
+  if (!opts.parent_path.empty()) {
+    std::string pdir = base::clean_path(opts.parent_path[0] == '/'
+                                            ? opts.parent_path
+                                            : base::join_path(opts.image_path, opts.parent_path));
+    parent = ZRUN_TRY_CTX(load_image(pdir), "parent image");
+    if (!parent->manifest.pre_dump)
+      return base::make_error("parent image `" + pdir + "` is not a pre-dump");
+    auto start = ZRUN_TRY(base::proc_start_time(init_pid));
+    if (parent->manifest.id != opts.id || parent->manifest.init_start != start)
+      return base::make_error("parent image `" + pdir + "` is of another container");
   }
   bool made = !base::path_exists(opts.image_path);
   ZRUN_TRY(base::mkdir_p(opts.image_path, 0700));
@@ -683,8 +823,10 @@ Result<void> dump(cg::Cgroup& cg, pid_t init_pid, const DumpOptions& opts) {
       for (auto& e : *entries) ::unlink((opts.image_path + "/" + e).c_str());
     if (made) ::rmdir(opts.image_path.c_str());
   };
+  DumpOptions o = opts;
+  if (parent) o.parent_path = relative_path(opts.image_path, parent->dir);
   for (int attempt = 0;; attempt++) {
-    auto r = dump_once(cg, init_pid, opts);
+    auto r = dump_once(cg, init_pid, o, parent ? &*parent : nullptr);
     if (r) return r;
     clean();
     if (r.error().err != kTransient) return r;

@@ -145,6 +145,33 @@ Result<uint64_t> parse_hex64(const std::string& s) {
   return v;
 }
 
+// A page run: {"start", "len", "file": "self", "offset", "hash"} or {"start", "len",
+// "file": "parent"}.
+Json run_json(const PageRunImage& r) {
+  Json e = {{"start", r.start}, {"len", r.len}, {"file", r.parent ? "parent" : "self"}};
+  if (!r.parent) {
+    e["offset"] = r.offset;
+    e["hash"] = hex64(r.hash);
+  }
+  return e;
+}
+
+Result<PageRunImage> run_from(const Json& e) {
+  PageRunImage r;
+  r.start = e.at("start");
+  r.len = e.at("len");
+  std::string file = e.at("file");
+  if (file != "self" && file != "parent") return base::make_error("bad page run file");
+  r.parent = file == "parent";
+  if (!r.parent) {
+    r.offset = e.at("offset");
+    r.hash = ZRUN_TRY(parse_hex64(e.at("hash").get<std::string>()));
+  }
+  if (r.len == 0 || r.start % kPageSize || r.len % kPageSize || r.start + r.len < r.start)
+    return base::make_error("bad page run");
+  return r;
+}
+
 Json regs_json(const user_regs_struct& r) {
   return to_hex(std::string_view(reinterpret_cast<const char*>(&r), sizeof(r)));
 }
@@ -191,6 +218,14 @@ std::string task_to_json(const TaskImage& t) {
     if (v.pages)
       e["pages"] = {{"file", "self"}, {"offset", v.page_offset}, {"hash", hex64(v.hash)}};
     if (!v.object.empty()) e["object"] = v.object;
+    if (!v.pages && !v.runs.empty()) {
+      // "runs" for readers that know it; an older reader stops at this "file" with an error
+      // instead of restoring zeros.
+      e["pages"] = {{"file", "runs"}};
+      Json runs = Json::array();
+      for (auto& r : v.runs) runs.push_back(run_json(r));
+      e["runs"] = runs;
+    }
     vm.push_back(e);
   }
   j["vmas"] = vm;
@@ -222,6 +257,7 @@ std::string task_to_json(const TaskImage& t) {
   j["threads"] = th;
   if (!t.objects.empty()) j["objects"] = t.objects;
   if (!t.exe_object.empty()) j["exe_object"] = t.exe_object;
+  if (t.track_fd >= 0) j["track"] = {{"fd", t.track_fd}, {"start_time", t.track_start}};
   return j.dump(1);
 }
 
@@ -286,10 +322,17 @@ Result<TaskImage> task_from_json(const std::string& text) {
       v.name = e.at("name");
       v.object = e.value("object", "");
       v.shmid = e.value("shmid", int64_t{-1});
-      if (e.contains("pages")) {
+      if (e.contains("pages") && e.at("pages").at("file") == "runs") {
+        for (auto& r : e.at("runs")) {
+          auto run = ZRUN_TRY(run_from(r));
+          if (run.start < v.start || run.start + run.len > v.end ||
+              (!v.runs.empty() && run.start < v.runs.back().start + v.runs.back().len))
+            return base::make_error("bad page run");
+          v.runs.push_back(run);
+        }
+      } else if (e.contains("pages")) {
         auto& p = e.at("pages");
-        if (p.at("file") != "self")
-          return base::make_error("pages in a parent image are not supported yet");
+        if (p.at("file") != "self") return base::make_error("bad pages entry");
         v.pages = true;
         v.page_offset = p.at("offset");
         v.hash = ZRUN_TRY(parse_hex64(p.at("hash").get<std::string>()));
@@ -326,6 +369,10 @@ Result<TaskImage> task_from_json(const std::string& text) {
     }
     t.objects = j.value("objects", std::vector<ObjectImage>{});
     t.exe_object = j.value("exe_object", "");
+    if (j.contains("track")) {
+      t.track_fd = j.at("track").at("fd");
+      t.track_start = j.at("track").at("start_time");
+    }
     return t;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse task image: ") + e.what());
@@ -357,6 +404,9 @@ std::string manifest_to_json(const Manifest& m) {
   if (!m.ipc.empty()) j["ipc"] = Json::parse(m.ipc);
   if (!m.cgroup_mode.empty()) j["cgroup_mode"] = m.cgroup_mode;
   if (!m.tty.slave.empty()) j["tty"] = Json(nlohmann::json(m.tty));
+  if (m.pre_dump) j["pre_dump"] = true;
+  if (m.init_start) j["init_start_time"] = m.init_start;
+  if (!m.parent.empty()) j["parent"] = {{"path", m.parent}, {"hash", hex64(m.parent_hash)}};
   return j.dump(1);
 }
 
@@ -394,16 +444,51 @@ Result<Manifest> manifest_from_json(const std::string& text) {
     if (j.contains("tty")) m.tty = nlohmann::json(j.at("tty")).get<TtyImage>();
     if (m.tasks.empty() || m.tasks[0].vpid != 1)
       return base::make_error("image has no init process (pid 1)");
+    m.pre_dump = j.value("pre_dump", false);
+    m.init_start = j.value("init_start_time", uint64_t{0});
+    if (j.contains("parent")) {
+      m.parent = j.at("parent").at("path");
+      m.parent_hash = ZRUN_TRY(parse_hex64(j.at("parent").at("hash").get<std::string>()));
+      if (m.parent.empty()) return base::make_error("bad parent path");
+    }
     return m;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse manifest: ") + e.what());
   }
 }
 
-Result<Image> load_image(const std::string& dir) {
+const TaskImage* Image::task(pid_t vpid) const {
+  for (auto& t : tasks)
+    if (t.vpid == vpid) return &t;
+  return nullptr;
+}
+
+namespace {
+
+Result<Image> load_one(const std::string& dir, int depth);
+
+// The parent an image refers to: there, unchanged (its manifest's checksum), loaded.
+Result<void> load_parent(Image& img, int depth) {
+  const auto& m = img.manifest;
+  if (m.parent.empty()) return base::ok();
+  if (depth >= kMaxParents) return base::make_error("too many parent images");
+  std::string pdir =
+      base::clean_path(m.parent[0] == '/' ? m.parent : base::join_path(img.dir, m.parent));
+  auto parent = ZRUN_TRY_CTX(load_one(pdir, depth + 1), "parent image");
+  if (parent.manifest_hash != m.parent_hash)
+    return base::make_error("parent image `" + pdir + "` is not the one this image was made from " +
+                            "(manifest checksum)");
+  if (!parent.manifest.pre_dump)
+    return base::make_error("parent image `" + pdir + "` is not a pre-dump");
+  img.parent = std::make_shared<const Image>(std::move(parent));
+  return base::ok();
+}
+
+Result<Image> load_one(const std::string& dir, int depth) {
   Image img;
   img.dir = dir;
   auto text = ZRUN_TRY_CTX(base::read_file(dir + "/manifest.json"), "read image");
+  img.manifest_hash = hash64(text.data(), text.size());
   img.manifest = ZRUN_TRY_CTX(manifest_from_json(text), "image `" + dir + "`");
   uint64_t missing = img.manifest.xcr0 & ~host_xcr0();
   if (missing)
@@ -415,7 +500,12 @@ Result<Image> load_image(const std::string& dir) {
       return base::make_error("image `" + dir + "`: `" + ref.file + "` is corrupted (checksum)");
     img.tasks.push_back(ZRUN_TRY_CTX(task_from_json(t), "image `" + ref.file + "`"));
   }
+  ZRUN_TRY(load_parent(img, depth));
   return img;
 }
+
+}  // namespace
+
+Result<Image> load_image(const std::string& dir) { return load_one(dir, 0); }
 
 }  // namespace zrun::ckpt

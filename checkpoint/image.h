@@ -10,6 +10,7 @@
 #include <sys/user.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,9 +30,19 @@ std::string hex64(uint64_t v);
 std::string to_hex(std::string_view bytes);
 base::Result<std::string> from_hex(std::string_view hex);
 
-// One mapping of a task. Page runs with `pages` set live in the task's page file at
-// `page_offset` (an incremental image will also allow "parent": the bytes are in the
-// parent image's file — not written yet).
+// A run of pages of a mapping saved sparsely: [start, start+len). `file` "self": the bytes
+// are at `offset` in this image's page file, checksummed by `hash`; "parent": they did not
+// change since the parent image (pre-dump), which has them (looked up by address, through
+// its own parents).
+struct PageRunImage {
+  uint64_t start = 0, len = 0;
+  bool parent = false;
+  uint64_t offset = 0, hash = 0;
+};
+
+// One mapping of a task. With `pages` set the whole mapping's bytes live in the task's page
+// file at `page_offset`; otherwise the pages in `runs` were saved (the others were never
+// touched, or map the zero page: zero on restore).
 struct VmaImage {
   uint64_t start = 0, end = 0;
   std::string perms;    // "rw-p"
@@ -41,8 +52,9 @@ struct VmaImage {
   bool pages = false;   // contents dumped
   uint64_t page_offset = 0;
   uint64_t hash = 0;
-  std::string object;  // mapped from a saved object (ObjectImage::key); path is then ""
-  int64_t shmid = -1;  // a SysV shm attachment (ipc.h): the segment's id; no bytes here
+  std::string object;              // mapped from a saved object (ObjectImage::key); path is then ""
+  int64_t shmid = -1;              // a SysV shm attachment (ipc.h): the segment's id; no bytes here
+  std::vector<PageRunImage> runs;  // when !pages
 };
 
 struct FdImage {
@@ -129,6 +141,11 @@ struct TaskImage {
   std::vector<FdImage> fds;
   std::vector<ThreadImage> threads;  // besides the leader, by vtid
   std::vector<ObjectImage> objects;  // objects this task is the first to refer to
+  // Dirty-page tracking armed by a pre-dump (docs/checkpoint.md "Incremental images"): the
+  // userfaultfd left open in the task at fd `track_fd` (-1: none), and the start time of
+  // the process it was armed in (/proc/PID/stat field 22).
+  int track_fd = -1;
+  uint64_t track_start = 0;
 };
 
 // The container's console (process.terminal) as its tasks saw it: fds on the console pty
@@ -162,6 +179,13 @@ struct Manifest {
   // linux.resources instead of the saved config's.
   std::string cgroup_mode;
   TtyImage tty;
+  // Incremental images: a pre-dump (the container kept running, dirty tracking armed), and
+  // the parent image this one refers to for unchanged pages (a path relative to this
+  // image's directory, and the checksum of its manifest.json).
+  bool pre_dump = false;
+  std::string parent;
+  uint64_t parent_hash = 0;
+  uint64_t init_start = 0;  // start time of the container's init (same container check)
 };
 
 // Writers: task JSON returned as text (hashed into the manifest by the caller).
@@ -175,7 +199,14 @@ struct Image {
   std::string dir;
   Manifest manifest;
   std::vector<TaskImage> tasks;  // same order as manifest.tasks
+  uint64_t manifest_hash = 0;    // hash64 of manifest.json
+  // The parent chain (manifest.parent), loaded and checked the same way.
+  std::shared_ptr<const Image> parent;
+  const TaskImage* task(pid_t vpid) const;
 };
+// Loads the parent chain too (at most kMaxParents deep); a missing or changed parent is an
+// error.
+constexpr int kMaxParents = 64;
 base::Result<Image> load_image(const std::string& dir);
 
 }  // namespace zrun::ckpt

@@ -152,7 +152,7 @@ Result<void> move_vdso(Tracee& tr, const std::vector<Vma>& cur, const TaskImage&
 }
 
 Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::string& dir,
-                            ObjectRestore& objs) {
+                            ObjectRestore& objs, const Image& image) {
   auto& tr = t.tracee;
   const auto& img = *t.img;
   for (auto& v : cur) {
@@ -162,6 +162,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
   ZRUN_TRY(move_vdso(tr, cur, img));
   std::string file = "pages-" + std::to_string(img.vpid) + ".img";
   auto pages = ZRUN_TRY_CTX(base::open_file(dir + "/" + file, O_RDONLY), "image");
+  PageSource runs(image, img.vpid);
   for (auto& v : img.vmas) {
     if (v.name == "[vvar]" || v.name == "[vvar_vclock]" || v.name == "[vdso]" ||
         v.name == "[vsyscall]")
@@ -194,6 +195,7 @@ Result<void> rebuild_memory(Task& t, const std::vector<Vma>& cur, const std::str
       ZRUN_TRY(
           tr.syscall_ok("mmap", SYS_mmap, v.start, len, prot, flags, static_cast<uint64_t>(-1), 0));
     }
+    if (!v.runs.empty()) ZRUN_TRY(runs.restore(v, tr));
     if (v.pages)
       ZRUN_TRY(restore_range(pages.get(), file, v.page_offset, v.hash, tr, v.start, len,
                              /*skip_zero=*/v.path.empty() && v.object.empty()));
@@ -467,8 +469,8 @@ Result<void> restore_uts(Tracee& tr, const Manifest& m) {
   return base::ok();
 }
 
-Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, PipeTable& pipes,
-                          ObjectRestore& objs, const std::string& console) {
+Result<void> restore_task(Task& t, const Image& image, const std::string& dir, const Manifest& m,
+                          PipeTable& pipes, ObjectRestore& objs, const std::string& console) {
   auto& tr = t.tracee;
   auto cur = ZRUN_TRY(read_maps(t.host));
   uint64_t exec = 0;
@@ -488,7 +490,7 @@ Result<void> restore_task(Task& t, const std::string& dir, const Manifest& m, Pi
     ZRUN_TRY(
         tr.syscall_ok("rseq unregister", SYS_rseq, rc.ptr, rc.size, kRseqUnregister, rc.signature));
   objs.begin_task(*t.img, t.host);
-  ZRUN_TRY(rebuild_memory(t, cur, dir, objs));
+  ZRUN_TRY(rebuild_memory(t, cur, dir, objs, image));
   ZRUN_TRY(restore_mm(t, objs));
   ZRUN_TRY(restore_signals(t));
   ZRUN_TRY(restore_fds(t, pipes, objs, console));
@@ -581,7 +583,7 @@ Result<void> restore_tasks(pid_t init_pid, const Image& img) {
   PipeTable pipes;
   ObjectRestore objs(img);
   for (auto& t : tasks)
-    ZRUN_TRY_CTX(restore_task(t, img.dir, img.manifest, pipes, objs, console),
+    ZRUN_TRY_CTX(restore_task(t, img, img.dir, img.manifest, pipes, objs, console),
                  "restore " + who(*t.img));
   ZRUN_TRY_CTX(objs.finish(), "restore");
   ZRUN_TRY_CTX(finish_ipc(init_pid, img), "restore the IPC namespace");

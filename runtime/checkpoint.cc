@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -156,6 +157,8 @@ Result<void> checkpoint_container(const StateStore& store, const CheckpointOptio
   d.id = opts.id;
   d.image_path = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
   d.leave_running = opts.leave_running;
+  d.pre_dump = opts.pre_dump;
+  d.parent_path = opts.parent_path;
   d.config = ZRUN_TRY_CTX(base::read_file(ct.dir() + "/config.json"), what);
   d.cgroup = ct.record().cgroup;
   if (opts.cgroups_mode == "ignore") d.cgroup_mode = "ignore";
@@ -181,16 +184,22 @@ Result<void> checkpoint_container(const StateStore& store, const CheckpointOptio
   std::string inv = d.image_path + "/inventory.img";
   if (::symlink("manifest.json", inv.c_str()) < 0 && errno != EEXIST)
     return base::sys_error(what + ": symlink `" + inv + "`");
-  if (!opts.leave_running) ZRUN_TRY_CTX(ct.remove(true), what);
+  if (!opts.leave_running && !opts.pre_dump) ZRUN_TRY_CTX(ct.remove(true), what);
   return base::ok();
 }
 
 Result<Created> restore_container(const StateStore& store, const RestoreOptions& opts) {
   std::string what = "restore `" + opts.id + "`";
+  auto t0 = std::chrono::steady_clock::now();
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   auto dir = ZRUN_TRY_CTX(absolute_path(opts.image_path), what);
   // Everything in the image is checked before anything is created.
   auto img = ZRUN_TRY_CTX(ckpt::load_image(dir), what);
   ZRUN_TRY_CTX(check_cgroups_mode(opts.cgroups_mode), what);
+  if (img.manifest.pre_dump)
+    return base::make_error(what + ": image `" + dir +
+                            "` is a pre-dump (its memory was copied while the container ran): " +
+                            "restore the dump made with --parent-path");
   auto plan = ckpt::placeholder_plan(img);
   CreateOptions co;
   co.id = opts.id;
@@ -207,14 +216,19 @@ Result<Created> restore_container(const StateStore& store, const RestoreOptions&
     resources = ZRUN_TRY_CTX(saved_resources(img.manifest.config), what);
     co.resources = &resources;
   }
-  auto t0 = std::chrono::steady_clock::now();
+  auto t1 = std::chrono::steady_clock::now();
   auto created = ZRUN_TRY_CTX(create_container(store, co), what);
-  uint64_t forking = micros_since(t0);
-  t0 = std::chrono::steady_clock::now();
+  auto t2 = std::chrono::steady_clock::now();
+  uint64_t forking = micros_since(t1);
   Result<void> r = base::ok();
   if (co.resources)
     r = save_restored_resources(store.dir(opts.id) + "/config.json", img.manifest.config);
   if (r) r = ckpt::restore_tasks(created.pid, img);
+  char timing[128];
+  std::snprintf(timing, sizeof(timing),
+                "restore timing: image %.1f ms, create %.1f ms, tasks %.1f ms", ms(t0, t1),
+                ms(t1, t2), ms(t2, std::chrono::steady_clock::now()));
+  base::log_debug(timing);
   if (r) {
     // No exec.fifo: the container is running (Container::status).
     if (::unlink((store.dir(opts.id) + "/exec.fifo").c_str()) < 0)
@@ -229,7 +243,7 @@ Result<Created> restore_container(const StateStore& store, const RestoreOptions&
   std::string work = opts.work_path.empty() ? dir : opts.work_path;
   if (auto w = write_stats(
           work + "/stats-restore", 2,
-          pb_fields({{1, 0}, {2, 0}, {3, forking}, {4, micros_since(t0)}, {5, image_pages(dir)}}));
+          pb_fields({{1, 0}, {2, 0}, {3, forking}, {4, micros_since(t2)}, {5, image_pages(dir)}}));
       !w)
     base::log_warn(what + ": stats-restore: " + w.error().text());
   return created;

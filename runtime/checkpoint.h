@@ -20,6 +20,8 @@ struct CheckpointOptions {
   std::string work_path;  // stats-dump goes here ("" = the image directory)
   // --manage-cgroups-mode: "" or soft, full, strict, ignore (docs/checkpoint.md "Cgroups").
   std::string cgroups_mode;
+  bool pre_dump = false;    // dump memory, keep running, arm dirty tracking
+  std::string parent_path;  // a pre-dump: relative to image_path, or absolute
 };
 
 // Dump the container to the image; without leave_running it is then killed and deleted.

@@ -24,8 +24,7 @@ struct Unsupported {
 
 struct CheckpointFlags {
   rt::CheckpointOptions opts;
-  std::string parent_path;
-  bool tcp = false, file_locks = false, shell_job = false, ext_unix = false, pre_dump = false;
+  bool tcp = false, file_locks = false, shell_job = false, ext_unix = false;
 };
 
 ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Action {
@@ -43,15 +42,15 @@ ZRUN_COMMAND("checkpoint", 86, [](CLI::App& app, const GlobalOptions& g) -> Acti
               "accepted for runc compatibility (sessions outside the pod are always allowed)");
   c->add_flag("--ext-unix-sk", f->ext_unix, "allow external unix sockets");
   c->add_option("--manage-cgroups-mode", f->opts.cgroups_mode, "soft|full|strict|ignore");
-  c->add_flag("--pre-dump", f->pre_dump, "dump memory only, keep running");
-  c->add_option("--parent-path", f->parent_path, "image of a previous pre-dump");
+  c->add_flag("--pre-dump", f->opts.pre_dump,
+              "dump, keep running and track written pages for a later --parent-path dump");
+  c->add_option("--parent-path", f->opts.parent_path,
+                "pre-dump image to store only changed pages against (relative to --image-path)");
   c->add_option("id", f->opts.id, "container id")->required();
   return [f, &g]() -> Result<int> {
     Unsupported u{{{"--tcp-established", f->tcp},
                    {"--file-locks", f->file_locks},
-                   {"--ext-unix-sk", f->ext_unix},
-                   {"--pre-dump", f->pre_dump},
-                   {"--parent-path", !f->parent_path.empty()}}};
+                   {"--ext-unix-sk", f->ext_unix}}};
     ZRUN_TRY(u.check("checkpoint"));
     rt::StateStore store(g.root);
     ZRUN_TRY(rt::checkpoint_container(store, f->opts));

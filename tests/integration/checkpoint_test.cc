@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -478,8 +479,8 @@ TEST_F(CheckpointTest, CorruptedPageFileIsRefusedAndNothingIsLeft) {
 }
 
 TEST_F(CheckpointTest, UnsupportedFlagsAreClearErrors) {
-  RunResult r = rt.exec({"checkpoint", "--pre-dump", "--image-path", "/nonexistent", "x"});
-  expect_error(r, "checkpoint: --pre-dump is not supported yet");
+  RunResult r = rt.exec({"checkpoint", "--tcp-established", "--image-path", "/nonexistent", "x"});
+  expect_error(r, "checkpoint: --tcp-established is not supported yet");
   r = rt.exec({"restore", "--tcp-established", "--image-path", "/nonexistent", "x"});
   expect_error(r, "restore: --tcp-established is not supported yet");
   r = rt.exec({"restore", "--image-path", "/nonexistent", "x"});
@@ -1467,6 +1468,246 @@ TEST_F(CheckpointConsoleTest, ForegroundRestoreProxiesTheConsole) {
   RunResult r = rt.exec({"restore", "-b", b.path(), "--image-path", img / "image", id}, o);
   EXPECT_EQ(r.code, 7) << r;
   EXPECT_NE(r.out.find("again-fg-10"), std::string::npos) << r;
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+// Incremental images (docs/checkpoint.md "Incremental images"): the probe `dirty` rewrites
+// every 16th page of the first half of its memory each round, never writes the second
+// half, moves an area with mremap and replaces a small mapping each round.
+class IncrementalCheckpointTest : public CheckpointTest {
+ protected:
+  void SetUp() override {
+    CheckpointTest::SetUp();
+    if (IsSkipped()) return;
+    // userfaultfd with UFFD_FEATURE_WP_ASYNC (1 << 15) and PAGEMAP_SCAN: Linux 6.7+.
+    int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* USER_MODE_ONLY */));
+    uint64_t api[3] = {0xAA, uint64_t{1} << 15, 0};
+    bool ok = fd >= 0 && ::ioctl(fd, _IOWR(0xAA, 0x3F, uint64_t[3]), api) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!ok) GTEST_SKIP() << "the kernel lacks userfaultfd WP_ASYNC (Linux 6.7+)";
+  }
+
+  static long file_size(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
+  }
+
+  // The probe's last report: round (0 when none yet) and ok.
+  static std::pair<long, std::string> dirty_state(const Bundle& b) {
+    auto kv = parse_kv(read_file(b.rootfs() + "/tmp/dirty"));
+    return {kv["round"].empty() ? 0 : std::stol(kv["round"]), kv["ok"]};
+  }
+
+  // Wait until the probe reports round >= `round`; returns its last report.
+  static std::pair<long, std::string> wait_round(const Bundle& b, long round) {
+    std::pair<long, std::string> s;
+    for (int i = 0; i < 300; i++) {
+      s = dirty_state(b);
+      if (s.first >= round) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return s;
+  }
+
+  // No userfaultfd left open in the container's init.
+  static int userfaultfds(pid_t pid) {
+    int n = 0;
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        char buf[64];
+        ssize_t len = ::readlink((dir + "/" + e->d_name).c_str(), buf, sizeof(buf));
+        if (len > 0 && std::string(buf, static_cast<size_t>(len)) == "anon_inode:[userfaultfd]")
+          n++;
+      }
+      ::closedir(d);
+    }
+    return n;
+  }
+};
+
+TEST_F(IncrementalCheckpointTest, PreDumpThenDumpStoresOnlyWrittenPagesAndRestoresAll) {
+  Bundle b(rt);
+  b.probe({"dirty", "64"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_round(b, 2).first, 2);
+  TempDir img;
+  RunResult pre = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(pre.code, 0) << pre;
+  // The container keeps running, with the tracking userfaultfd left in it.
+  EXPECT_EQ(rt.status(id), "running");
+  pid_t pid = rt.state_json(id)["pid"];
+  EXPECT_EQ(userfaultfds(pid), 1);
+  long at_pre = dirty_state(b).first;
+  auto s = wait_round(b, at_pre + 3);
+  EXPECT_GE(s.first, at_pre + 3);
+  EXPECT_EQ(s.second, "1");
+  // Copied while the container ran: not an image to restore on its own.
+  RunResult alone = restore(b, rt.new_id(), img / "p1");
+  expect_error(alone, "is a pre-dump");
+  RunResult ck = checkpoint(id, img / "p2", {"--parent-path", "../p1"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  auto before = dirty_state(b);
+  ASSERT_EQ(before.second, "1");
+  // Never-written memory is not stored: the pre-dump holds about the written half (32 MiB)
+  // of the 64 MiB; the final dump about 1/16 of that.
+  long full = file_size(img / "p1/pages-1.img"), inc = file_size(img / "p2/pages-1.img");
+  EXPECT_GT(full, 32L << 20);
+  EXPECT_LT(full, 40L << 20);
+  EXPECT_GT(inc, 0);
+  EXPECT_LT(inc * 4, full) << "incremental " << inc << " full " << full;
+  RunResult r = restore(b, id, img / "p2");
+  ASSERT_EQ(r.code, 0) << r;
+  auto after = wait_round(b, before.first + 3);
+  EXPECT_GE(after.first, before.first + 3);
+  EXPECT_EQ(after.second, "1");
+  EXPECT_EQ(userfaultfds(rt.state_json(id)["pid"]), 0);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(IncrementalCheckpointTest, ChainOfPreDumpsRestoresThroughEveryParent) {
+  Bundle b(rt);
+  b.probe({"dirty", "16"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_round(b, 2).first, 2);
+  TempDir img;
+  RunResult p1 = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(p1.code, 0) << p1;
+  wait_round(b, dirty_state(b).first + 2);
+  RunResult p2 = checkpoint(id, img / "p2", {"--pre-dump", "--parent-path", "../p1"});
+  ASSERT_EQ(p2.code, 0) << p2;
+  EXPECT_EQ(userfaultfds(rt.state_json(id)["pid"]), 1);
+  wait_round(b, dirty_state(b).first + 2);
+  // Absolute parent paths work too (recorded relative to the image).
+  RunResult ck = checkpoint(id, img / "p3", {"--parent-path", img / "p2"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  EXPECT_NE(read_file(img / "p3/manifest.json").find("\"../p2\""), std::string::npos);
+  long round = dirty_state(b).first;
+  EXPECT_LT(file_size(img / "p2/pages-1.img") * 4, file_size(img / "p1/pages-1.img"));
+  RunResult r = restore(b, id, img / "p3");
+  ASSERT_EQ(r.code, 0) << r;
+  auto after = wait_round(b, round + 3);
+  EXPECT_GE(after.first, round + 3);
+  EXPECT_EQ(after.second, "1");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(IncrementalCheckpointTest, MissingOrCorruptedParentIsRefusedAndNothingIsLeft) {
+  Bundle b(rt);
+  b.probe({"dirty", "16"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_round(b, 2).first, 2);
+  TempDir img;
+  RunResult bad = checkpoint(id, img / "p0", {"--parent-path", "../nothing"});
+  expect_error(bad, "parent image");
+  EXPECT_EQ(rt.status(id), "running");
+  EXPECT_NE(::access((img / "p0").c_str(), F_OK), 0) << "image directory left behind";
+  RunResult p1 = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(p1.code, 0) << p1;
+  wait_round(b, dirty_state(b).first + 2);
+  RunResult ck = checkpoint(id, img / "p2", {"--parent-path", "../p1"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  long round = dirty_state(b).first;
+  // A byte in the middle of the parent's pages (the never-rewritten 15/16 of the pattern,
+  // which the final image takes from there).
+  std::string pages = img / "p1/pages-1.img";
+  {
+    int fd = ::open(pages.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    off_t at = file_size(pages) / 2 + 100;
+    char c = 0;
+    ASSERT_EQ(::pread(fd, &c, 1, at), 1);
+    char x = static_cast<char>(c ^ 0x5a);
+    ASSERT_EQ(::pwrite(fd, &x, 1, at), 1);
+    RunResult r = restore(b, id, img / "p2");
+    expect_error(r, "p1/pages-1.img` is corrupted");
+    EXPECT_NE(rt.state(id).code, 0);
+    EXPECT_EQ(leftovers(rt, b, id), "");
+    ASSERT_EQ(::pwrite(fd, &c, 1, at), 1);
+    ::close(fd);
+  }
+  ASSERT_EQ(::rename((img / "p1").c_str(), (img / "gone").c_str()), 0);
+  RunResult r = restore(b, id, img / "p2");
+  expect_error(r, "parent image");
+  EXPECT_NE(rt.state(id).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+  // Back in place, the same image restores.
+  ASSERT_EQ(::rename((img / "gone").c_str(), (img / "p1").c_str()), 0);
+  r = restore(b, id, img / "p2");
+  ASSERT_EQ(r.code, 0) << r;
+  auto after = wait_round(b, round + 2);
+  EXPECT_GE(after.first, round + 2);
+  EXPECT_EQ(after.second, "1");
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(IncrementalCheckpointTest, ShellTreeAfterPreDumpAndAPlainCheckpointInBetween) {
+  // A shell forking `sleep` children: they inherit the tracking fd (and exec closes it);
+  // processes forked since the pre-dump are saved whole.
+  Bundle b(rt);
+  counting_shell(b);
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  ASSERT_GE(wait_count(b, 2), 2);
+  TempDir img;
+  RunResult p1 = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(p1.code, 0) << p1;
+  long c = wait_count(b, count(b) + 3);
+  // A checkpoint without a parent recognises the tracking fd as the engine's and closes it.
+  RunResult plain = checkpoint(id, img / "p2", {"--leave-running"});
+  ASSERT_EQ(plain.code, 0) << plain;
+  EXPECT_EQ(userfaultfds(rt.state_json(id)["pid"]), 0);
+  RunResult p3 = checkpoint(id, img / "p3", {"--pre-dump"});
+  ASSERT_EQ(p3.code, 0) << p3;
+  c = wait_count(b, count(b) + 3, c);
+  RunResult ck = checkpoint(id, img / "p4", {"--parent-path", "../p3"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  long saved = count(b);
+  RunResult r = restore(b, id, img / "p4");
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_GE(wait_count(b, saved + 3, saved - 1), saved + 3);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
+TEST_F(IncrementalCheckpointTest, MultiThreadedProcessAcrossPreDump) {
+  // Threads share the tracked memory; the pre-dump stops and lets go of each of them.
+  Bundle b(rt);
+  b.probe({"threads", "4"});
+  std::string id = rt.new_id();
+  ASSERT_NO_FATAL_FAILURE(start(b, id));
+  std::string file = b.rootfs() + "/tmp/threads";
+  auto rounds_at_least = [&](long n) {
+    std::map<std::string, std::string> kv;
+    for (int i = 0; i < 200; i++) {
+      kv = parse_kv(read_file(file));
+      if (!kv["rounds"].empty() && std::stol(kv["rounds"]) >= n) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return kv;
+  };
+  ASSERT_EQ(rounds_at_least(2)["threads"], "5");
+  TempDir img;
+  RunResult pre = checkpoint(id, img / "p1", {"--pre-dump"});
+  ASSERT_EQ(pre.code, 0) << pre;
+  long rounds = std::stol(parse_kv(read_file(file))["rounds"]);
+  EXPECT_GE(std::stol(rounds_at_least(rounds + 3)["rounds"]), rounds + 3);
+  RunResult ck = checkpoint(id, img / "p2", {"--parent-path", "../p1"});
+  ASSERT_EQ(ck.code, 0) << ck;
+  rounds = std::stol(parse_kv(read_file(file))["rounds"]);
+  RunResult r = restore(b, id, img / "p2");
+  ASSERT_EQ(r.code, 0) << r;
+  auto kv = rounds_at_least(rounds + 5);
+  EXPECT_GE(std::stol(kv["rounds"]), rounds + 5);
+  EXPECT_EQ(kv["ok"], "1");
+  EXPECT_EQ(kv["threads"], "5");
+  EXPECT_EQ(rt.del(id, true).code, 0);
   EXPECT_EQ(leftovers(rt, b, id), "");
 }
 

@@ -7,6 +7,7 @@
 #include "base/sys.h"
 #include "checkpoint/image.h"
 #include "checkpoint/ipc.h"
+#include "checkpoint/pages.h"
 #include "checkpoint/proc.h"
 
 namespace zrun::ckpt {
@@ -164,6 +165,75 @@ TEST(CheckpointProc, ParsesMapsLines) {
   EXPECT_FALSE((*v)[1].file_backed());
   EXPECT_EQ((*v)[2].name, "");
   EXPECT_EQ((*v)[2].start, 0x7f0000000000u);
+}
+
+// Sparse mappings (runs in this image or the parent) and the incremental fields round
+// trip; a run outside its mapping or out of order is refused.
+TEST(CheckpointImage, PageRunsAndIncrementalFieldsRoundTrip) {
+  TaskImage t;
+  t.comm = "x";
+  t.uids = {0, 0, 0, 0};
+  t.gids = {0, 0, 0, 0};
+  t.track_fd = 1000;
+  t.track_start = 12345;
+  VmaImage v;
+  v.start = 0x10000;
+  v.end = 0x20000;
+  v.perms = "rw-p";
+  v.runs = {{0x10000, 0x2000, false, 0, 0xabc}, {0x13000, 0x1000, true, 0, 0}};
+  t.vmas.push_back(v);
+  std::string text = task_to_json(t);
+  // An older reader stops at pages.file "runs" instead of restoring zeros.
+  EXPECT_NE(text.find("\"runs\""), std::string::npos);
+  auto back = task_from_json(text);
+  ASSERT_TRUE(back.ok()) << back.error().text();
+  EXPECT_EQ(back->track_fd, 1000);
+  EXPECT_EQ(back->track_start, 12345u);
+  ASSERT_EQ(back->vmas.size(), 1u);
+  EXPECT_FALSE(back->vmas[0].pages);
+  ASSERT_EQ(back->vmas[0].runs.size(), 2u);
+  EXPECT_EQ(back->vmas[0].runs[0].hash, 0xabcu);
+  EXPECT_FALSE(back->vmas[0].runs[0].parent);
+  EXPECT_TRUE(back->vmas[0].runs[1].parent);
+  EXPECT_EQ(back->vmas[0].runs[1].start, 0x13000u);
+  // Without tracking, no "track" key (older images load with track_fd -1).
+  TaskImage plain = t;
+  plain.track_fd = -1;
+  auto p = task_from_json(task_to_json(plain));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->track_fd, -1);
+  for (auto bad : {std::vector<PageRunImage>{{0x1f000, 0x2000, false, 0, 0}},  // past the end
+                   std::vector<PageRunImage>{{0x14000, 0x1000, false, 0, 0},
+                                             {0x10000, 0x1000, false, 0, 0}},     // out of order
+                   std::vector<PageRunImage>{{0x10800, 0x1000, false, 0, 0}}}) {  // unaligned
+    TaskImage b = t;
+    b.vmas[0].runs = bad;
+    EXPECT_FALSE(task_from_json(task_to_json(b)).ok());
+  }
+  Manifest m;
+  m.config = "{}";
+  m.tasks.push_back({1, 0, 1, 1, "task-1.json", 5});
+  m.pre_dump = true;
+  m.parent = "../p1";
+  m.parent_hash = 77;
+  m.init_start = 999;
+  auto mb = manifest_from_json(manifest_to_json(m));
+  ASSERT_TRUE(mb.ok()) << mb.error().text();
+  EXPECT_TRUE(mb->pre_dump);
+  EXPECT_EQ(mb->parent, "../p1");
+  EXPECT_EQ(mb->parent_hash, 77u);
+  EXPECT_EQ(mb->init_start, 999u);
+}
+
+TEST(CheckpointPages, RangeArithmetic) {
+  Ranges a{{0, 10}, {20, 30}, {40, 50}};
+  Ranges b{{5, 25}, {45, 60}};
+  EXPECT_EQ(intersect(a, b), (Ranges{{5, 10}, {20, 25}, {45, 50}}));
+  EXPECT_EQ(subtract(a, b), (Ranges{{0, 5}, {25, 30}, {40, 45}}));
+  EXPECT_EQ(subtract(a, {}), a);
+  EXPECT_EQ(intersect(a, {}), Ranges{});
+  EXPECT_EQ(subtract(Ranges{{0, 100}}, Ranges{{10, 20}, {30, 40}}),
+            (Ranges{{0, 10}, {20, 30}, {40, 100}}));
 }
 
 }  // namespace
