@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -24,9 +23,6 @@
 #include <bpf/libbpf.h>
 
 #include "accounting.skel.h"
-#ifdef ZRUN_HAVE_MIN_BTF
-#include "accounting_min_btf.h"
-#endif
 #include "cgroups/bpf/accounting_shared.h"
 #endif
 
@@ -190,48 +186,50 @@ struct SkelDeleter {
   void operator()(accounting* s) const { accounting__destroy(s); }
 };
 
-// The build host's BTF reduced to what the programs use, in a memfd, when we run on the
-// kernel it was made from (same /proc/version); else an invalid fd: libbpf then uses the
-// kernel's own BTF (slower to relocate against, always right).
-UniqueFd min_btf() {
-#ifdef ZRUN_HAVE_MIN_BTF
-  auto v = base::read_file("/proc/version");
-  if (!v || base::trim(*v) != kZrunMinBtfKernel) return UniqueFd();
-  UniqueFd fd(static_cast<int>(::memfd_create("zrun-btf", MFD_CLOEXEC)));
-  if (!fd || !base::write_all(fd.get(), std::string_view(reinterpret_cast<const char*>(kZrunMinBtf),
-                                                         sizeof(kZrunMinBtf))))
-    return UniqueFd();
-  return fd;
-#else
-  return UniqueFd();
-#endif
+// After every change of `tracked`: the programs' cached cgroup statuses are stale
+// (accounting.bpf.c). Callers hold the state root's lock, so user space is the only writer
+// of this element.
+Result<void> bump_user_gen(int gens_fd) {
+  uint32_t key = ZRUN_ACCT_GEN_USER;
+  uint64_t gen = 0;
+  if (bpf_map_lookup_elem(gens_fd, &key, &gen) < 0)
+    return base::sys_error("read the accounting generation");
+  ++gen;
+  if (bpf_map_update_elem(gens_fd, &key, &gen, BPF_ANY) < 0)
+    return base::sys_error("bump the accounting generation");
+  return base::ok();
 }
 
 // First container of this state root: load the object, attach the global tracepoint
 // programs and pin what later invocations need. On error the caller unpins everything.
 Result<void> load_and_pin(const std::string& dir) {
   quiet_libbpf();
-  UniqueFd btf = min_btf();
-  std::string btf_path = btf ? "/proc/self/fd/" + std::to_string(btf.get()) : "";
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf ? btf_path.c_str() : nullptr);
-  std::unique_ptr<accounting, SkelDeleter> skel(accounting__open_opts(&open_opts));
+  std::unique_ptr<accounting, SkelDeleter> skel(accounting__open());
   if (!skel) return base::sys_error("open the accounting BPF object");
   // Only what default accounting needs is auto-attached below; sys_enter is opt-in.
   if (int err = accounting__load(skel.get()); err)
     return base::sys_error("load the accounting BPF programs", -err);
   auto& m = skel->maps;
-  std::pair<bpf_map*, const char*> maps[] = {
-      {m.tracked, "map_tracked"}, {m.counters, "map_counters"}, {m.syscalls, "map_syscalls"}};
+  std::pair<bpf_map*, const char*> maps[] = {{m.tracked, "map_tracked"},
+                                             {m.counters, "map_counters"},
+                                             {m.syscalls, "map_syscalls"},
+                                             {m.gens, "map_gens"}};
   for (auto [map, name] : maps) ZRUN_TRY(pin_fd(bpf_map__fd(map), dir + "/" + name));
+  // Cached statuses start zeroed: generation 0 must never be current.
+  ZRUN_TRY(bump_user_gen(bpf_map__fd(m.gens)));
   auto& p = skel->progs;
   std::pair<bpf_program*, const char*> progs[] = {{p.zrun_sys_enter, "prog_sys_enter"},
                                                   {p.zrun_skb_in, "prog_skb_in"},
                                                   {p.zrun_skb_out, "prog_skb_out"}};
   for (auto [prog, name] : progs) ZRUN_TRY(pin_fd(bpf_program__fd(prog), dir + "/" + name));
   std::pair<bpf_program*, const char*> links[] = {
-      {p.zrun_switch, "link_sched_switch"},     {p.zrun_fork, "link_sched_process_fork"},
-      {p.zrun_exec, "link_sched_process_exec"}, {p.zrun_exit, "link_sched_process_exit"},
-      {p.zrun_oom_victim, "link_mark_victim"},  {p.zrun_bio_queue, "link_block_bio_queue"}};
+      {p.zrun_switch, "link_sched_switch"},
+      {p.zrun_fork, "link_sched_process_fork"},
+      {p.zrun_exec, "link_sched_process_exec"},
+      {p.zrun_exit, "link_sched_process_exit"},
+      {p.zrun_oom_victim, "link_mark_victim"},
+      {p.zrun_bio_queue, "link_block_bio_queue"},
+      {p.zrun_cgroup_attach, "link_cgroup_attach_task"}};
   for (auto [prog, name] : links) {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) return base::sys_error(std::string("attach `") + bpf_program__name(prog) + "`");
@@ -243,12 +241,18 @@ Result<void> load_and_pin(const std::string& dir) {
 }
 
 struct Maps {
-  UniqueFd tracked, counters, syscalls;
+  UniqueFd tracked, counters, syscalls, gens;
 };
 
 // A pinned map whose value layout is not this binary's: loaded by another zrun version
 // while its containers still run. Reading it would misinterpret every counter.
 Result<UniqueFd> pinned_map(const std::string& path, uint32_t value_size) {
+  // Older versions had no generation map (their programs cache nothing).
+  if (!base::path_exists(path))
+    return base::make_error("pinned `" + path +
+                            "` is missing: the programs were loaded by another zrun version; "
+                            "delete its accounted containers (the last delete unloads them) to "
+                            "use this one");
   UniqueFd fd = ZRUN_TRY(pinned(path));
   bpf_map_info info{};
   uint32_t len = sizeof(info);
@@ -267,6 +271,7 @@ Result<Maps> open_maps(const std::string& dir) {
   m.tracked = ZRUN_TRY(pinned_map(dir + "/map_tracked", sizeof(zrun_acct_tracked)));
   m.counters = ZRUN_TRY(pinned_map(dir + "/map_counters", sizeof(zrun_acct_counters)));
   m.syscalls = ZRUN_TRY(pinned_map(dir + "/map_syscalls", sizeof(zrun_acct_sys_row)));
+  m.gens = ZRUN_TRY(pinned_map(dir + "/map_gens", sizeof(uint64_t)));
   return m;
 }
 
@@ -359,6 +364,7 @@ Result<void> untrack_locked(const std::string& dir, uint64_t cgid, int mount_fd)
   auto tracked = ZRUN_TRY(pinned(dir + "/map_tracked"));
   bpf_map_delete_elem(tracked.get(), &cgid);
   detach_net(dir, cgid);
+
   bool syscalls = false;
   size_t left = 0;
   for (auto& [id, v] : tracked_entries(tracked.get())) {
@@ -372,6 +378,9 @@ Result<void> untrack_locked(const std::string& dir, uint64_t cgid, int mount_fd)
     ++left;
     syscalls |= (v.flags & ZRUN_ACCT_F_SYSCALLS) != 0;
   }
+  // The programs must stop using cached statuses of the removed ids (maps of an older
+  // version have no generations and their programs cache nothing).
+  if (auto gens = pinned(dir + "/map_gens"); gens) (void)bump_user_gen(gens->get());
   if (!syscalls) ::unlink((dir + "/link_sys_enter").c_str());
   if (left == 0) {
     tracked.reset();
@@ -417,6 +426,7 @@ Result<void> track_locked(const std::string& dir, const std::string& cg_dir,
   zrun_acct_tracked v{slot, opts.syscalls ? ZRUN_ACCT_F_SYSCALLS : 0u, sys_slot.value_or(0), 0};
   if (bpf_map_update_elem(m.tracked.get(), &cgid, &v, BPF_NOEXIST) < 0)
     return base::sys_error("track cgroup `" + cg_dir + "`");
+  ZRUN_TRY(bump_user_gen(m.gens.get()));
   if (opts.network) {
     if (auto r = attach_net(dir, cg_dir, cgid); !r) {
       auto mfd = open_unified_mount(cg_dir);
