@@ -6,7 +6,8 @@
 #   empty   `r0 = 0; exit` on the tracepoint (raw_tracepoint, the program type zrun uses)
 #   cgid    bpf_get_current_cgroup_id() only
 #   lookup  bpf_get_current_cgroup_id() + one miss in an empty hash map: zrun's path for
-#           a task of an untracked cgroup
+#           a task of an untracked cgroup before the per-CPU caches
+#   cache   one array + one per-CPU array lookup (inlined) and a compare: zrun's path now
 # getpid runs with the program on sys_enter (zrun's opt-in syscall counting), pipe with
 # it on sched_switch (zrun's default accounting). Modes alternate round by round; the
 # medians are compared as ratios to "none" and as ns per getpid / per round trip.
@@ -32,7 +33,7 @@ trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/loader" "$here/bench/bpf_floor_loader.c"
 
 declare -A N=([getpid]=2000000 [pipe]=50000) TP=([getpid]=sys_enter [pipe]=sched_switch)
-modes="none empty cgid lookup"
+modes="none empty cgid lookup cache"
 
 run_one() {  # MODE WORKLOAD -> seconds
   local m=$1 w=$2 cmd=("$probe" bench "$2" "${N[$2]}")
@@ -54,12 +55,12 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
-echo "| workload (program on) | none (s) | empty: s, ratio, +ns/op | cgid: s, ratio, +ns/op | lookup: s, ratio, +ns/op |"
-echo "|---|---|---|---|---|"
+echo "| workload (program on) | none (s) | empty: s, ratio, +ns/op | cgid: s, ratio, +ns/op | lookup: s, ratio, +ns/op | cache: s, ratio, +ns/op |"
+echo "|---|---|---|---|---|---|"
 for w in getpid pipe; do
   none=$(echo "${results[none.$w]}" | median)
   row="| $w × ${N[$w]} (${TP[$w]}) | $(printf %.4f "$none") |"
-  for m in empty cgid lookup; do
+  for m in empty cgid lookup cache; do
     t=$(echo "${results[$m.$w]}" | median)
     row+=$(awk -v a="$none" -v t="$t" -v n="${N[$w]}" \
       'BEGIN { printf " %.4f, %.3f, %+.0f |", t, t / a, (t - a) / n * 1e9 }')

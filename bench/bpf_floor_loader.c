@@ -3,11 +3,13 @@
 // nothing is pinned or mounted, everything goes when it exits). No libbpf, no clang: the
 // programs are a few hand-written instructions.
 //
-//   bpf_floor_loader empty|cgid|lookup TP[,TP...] -- CMD [ARG...]
+//   bpf_floor_loader empty|cgid|lookup|cache TP[,TP...] -- CMD [ARG...]
 //   empty:  r0 = 0; exit                                   (the cost of any program)
 //   cgid:   bpf_get_current_cgroup_id(), then exit
 //   lookup: bpf_get_current_cgroup_id() + one miss in an empty hash map, then exit
-//           (what zrun's programs do for a task of an untracked cgroup)
+//           (what zrun's programs did for a task of an untracked cgroup)
+//   cache:  one per-CPU array and one array lookup (both inlined by the verifier) and a
+//           compare of their values: zrun's cached-status path (docs/accounting.md)
 #define _GNU_SOURCE
 #include <linux/bpf.h>
 #include <stdint.h>
@@ -25,7 +27,7 @@ static int sys_bpf(int cmd, union bpf_attr* a) { return (int)syscall(SYS_bpf, cm
 
 int main(int argc, char** argv) {
   if (argc < 5 || strcmp(argv[3], "--") != 0) {
-    fprintf(stderr, "usage: bpf_floor_loader empty|cgid|lookup TP[,TP...] -- CMD [ARG...]\n");
+    fprintf(stderr, "usage: bpf_floor_loader empty|cgid|lookup|cache TP[,TP...] -- CMD [ARG...]\n");
     return 2;
   }
   int lookup = strcmp(argv[1], "lookup") == 0;
@@ -36,6 +38,36 @@ int main(int argc, char** argv) {
     map = sys_bpf(BPF_MAP_CREATE, &m);
     if (map < 0) return perror("bpf_floor_loader: map create"), 1;
   }
+  int cache = strcmp(argv[1], "cache") == 0;
+  int pcpu = -1, arr = -1;
+  if (cache) {
+    union bpf_attr m = {
+        .map_type = BPF_MAP_TYPE_PERCPU_ARRAY, .key_size = 4, .value_size = 72, .max_entries = 1};
+    union bpf_attr a = {
+        .map_type = BPF_MAP_TYPE_ARRAY, .key_size = 4, .value_size = 8, .max_entries = 2};
+    pcpu = sys_bpf(BPF_MAP_CREATE, &m);
+    arr = sys_bpf(BPF_MAP_CREATE, &a);
+    if (pcpu < 0 || arr < 0) return perror("bpf_floor_loader: map create"), 1;
+  }
+  struct bpf_insn cached[] = {
+      INSN(BPF_ST | BPF_MEM | BPF_W, BPF_REG_10, 0, -4, 0),                   // *(u32*)(fp-4) = 0
+      INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0),         // r2 = fp
+      INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -4),                 // r2 -= 4
+      INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, arr),  // r1 = gens
+      INSN(0, 0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),             // inlined
+      INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 8, 0),                     // !r0: exit
+      INSN(BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_6, BPF_REG_0, 0, 0),            // r6 = gen
+      INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0),          // r2 = fp
+      INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -4),                  // r2 -= 4
+      INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, pcpu),  // r1 = cpu_cur
+      INSN(0, 0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),   // inlined
+      INSN(BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 1, 0),           // !r0: exit
+      INSN(BPF_LDX | BPF_MEM | BPF_DW, BPF_REG_1, BPF_REG_0, 8, 0),  // r1 = its gen
+      INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+      INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+  };
   struct bpf_insn empty[] = {
       INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
       INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
@@ -59,9 +91,11 @@ int main(int argc, char** argv) {
   static char log[65536];
   union bpf_attr p = {.prog_type = BPF_PROG_TYPE_RAW_TRACEPOINT,
                       .insns = (uintptr_t)(lookup                     ? look
+                                           : cache                    ? cached
                                            : !strcmp(argv[1], "cgid") ? cgid
                                                                       : empty),
                       .insn_cnt = lookup                     ? sizeof(look) / sizeof(look[0])
+                                  : cache                    ? sizeof(cached) / sizeof(cached[0])
                                   : !strcmp(argv[1], "cgid") ? 3
                                                              : 2,
                       .license = (uintptr_t) "GPL",

@@ -355,11 +355,18 @@ int BPF_PROG(zrun_sys_enter, struct pt_regs* regs, long id) {
 
 // cgroup_skb: attached to each container's unified cgroup; the packet's socket cgroup
 // picks the slot (nested cgroups inherit the program and are not counted). Always lets
-// the packet pass. The protocol byte is read by direct packet access (the data starts at
-// the network header); bpf_skb_load_bytes() only when the header is not in the linear part.
+// the packet pass. The kernel runs these programs with skb->sk set to the full socket
+// whose cgroup selected them, so its cgroup id is three plain loads through the cast
+// socket (what bpf_skb_cgroup_id() reads, without the call). The protocol byte is read by
+// direct packet access (the data starts at the network header); bpf_skb_load_bytes() only
+// when the header is not in the linear part.
 static __always_inline void count_skb(struct __sk_buff* skb, int egress) {
+  struct bpf_sock* bsk = skb->sk;
+  if (!bsk) return;
+  struct sock* sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
   struct gen_pair g = read_gens();
-  struct zrun_acct_counters* c = counters_of_status(status_of(bpf_skb_cgroup_id(skb), g.u));
+  struct zrun_acct_counters* c =
+      counters_of_status(status_of(sk->sk_cgrp_data.cgroup->kn->id, g.u));
   if (!c) return;
   struct zrun_acct_net* n = egress ? &c->net_out : &c->net_in;
   __u8 proto = 0;
