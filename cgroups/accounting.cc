@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -20,9 +21,13 @@
 
 #ifdef ZRUN_HAVE_BPF
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "accounting.skel.h"
+#ifdef ZRUN_HAVE_MIN_BTF
+#include "accounting_min_btf.h"
+#endif
 #include "cgroups/bpf/accounting_shared.h"
 #endif
 
@@ -186,6 +191,50 @@ struct SkelDeleter {
   void operator()(accounting* s) const { accounting__destroy(s); }
 };
 
+// The build host's BTF reduced to what the programs use, in a memfd, when we run on the
+// kernel it was made from (same /proc/version); else an invalid fd: libbpf then uses the
+// kernel's own BTF (slower to relocate against, always right).
+UniqueFd min_btf() {
+#ifdef ZRUN_HAVE_MIN_BTF
+  auto v = base::read_file("/proc/version");
+  if (!v || base::trim(*v) != kZrunMinBtfKernel) return UniqueFd();
+  UniqueFd fd(static_cast<int>(::memfd_create("zrun-btf", MFD_CLOEXEC)));
+  if (!fd || !base::write_all(fd.get(), std::string_view(reinterpret_cast<const char*>(kZrunMinBtf),
+                                                         sizeof(kZrunMinBtf))))
+    return UniqueFd();
+  return fd;
+#else
+  return UniqueFd();
+#endif
+}
+
+// The kernel type ids of the structs the programs cast pointers to (bpf_rdonly_cast):
+// the build host's with its reduced BTF, else looked up in the kernel's BTF.
+Result<void> set_btf_ids(accounting& skel, bool build_host_kernel) {
+#ifdef ZRUN_HAVE_MIN_BTF
+  if (build_host_kernel) {
+    skel.rodata->task_struct_btf_id = kZrunBtfId_task_struct;
+    skel.rodata->sock_btf_id = kZrunBtfId_sock;
+    skel.rodata->bio_btf_id = kZrunBtfId_bio;
+    return base::ok();
+  }
+#else
+  (void)build_host_kernel;
+#endif
+  std::unique_ptr<btf, void (*)(btf*)> vmlinux(btf__load_vmlinux_btf(), btf__free);
+  if (!vmlinux) return base::sys_error("load the kernel's BTF");
+  std::pair<const char*, volatile uint32_t*> ids[] = {
+      {"task_struct", &skel.rodata->task_struct_btf_id},
+      {"sock", &skel.rodata->sock_btf_id},
+      {"bio", &skel.rodata->bio_btf_id}};
+  for (auto [name, out] : ids) {
+    int id = btf__find_by_name_kind(vmlinux.get(), name, BTF_KIND_STRUCT);
+    if (id <= 0) return base::make_error(std::string("kernel BTF has no struct `") + name + "`");
+    *out = static_cast<uint32_t>(id);
+  }
+  return base::ok();
+}
+
 // After every change of `tracked`: the programs' cached cgroup statuses are stale
 // (accounting.bpf.c). Callers hold the state root's lock, so user space is the only writer
 // of this element.
@@ -204,8 +253,12 @@ Result<void> bump_user_gen(int gens_fd) {
 // programs and pin what later invocations need. On error the caller unpins everything.
 Result<void> load_and_pin(const std::string& dir) {
   quiet_libbpf();
-  std::unique_ptr<accounting, SkelDeleter> skel(accounting__open());
+  UniqueFd btf = min_btf();
+  std::string btf_path = btf ? "/proc/self/fd/" + std::to_string(btf.get()) : "";
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf ? btf_path.c_str() : nullptr);
+  std::unique_ptr<accounting, SkelDeleter> skel(accounting__open_opts(&open_opts));
   if (!skel) return base::sys_error("open the accounting BPF object");
+  ZRUN_TRY(set_btf_ids(*skel, static_cast<bool>(btf)));
   // Only what default accounting needs is auto-attached below; sys_enter is opt-in.
   if (int err = accounting__load(skel.get()); err)
     return base::sys_error("load the accounting BPF programs", -err);

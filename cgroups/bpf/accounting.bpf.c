@@ -61,13 +61,14 @@ struct status {
   __u32 slot, flags, sys_slot, pad;
 };
 
+// One entry is one 64-bit word, written and read with single stores and loads: programs
+// of other events can interrupt a program between two stores on the same CPU (cgroup_skb
+// in softirq; sys_enter runs preemptible), so a multi-word entry could be read half old,
+// half new. Bits 0-8 slot, 9-14 sys_slot, 15 F_SYSCALLS, 16 F_TRACKED, 17-31 the user
+// generation (low 15 bits), 32-63 the cgroup id's low 32 bits (the kernfs inode number).
 #define CG_CACHE_WAYS 64
-struct cg_cache_entry {
-  __u64 cgid, ugen;
-  struct status st;
-};
 struct cg_cache {
-  struct cg_cache_entry e[CG_CACHE_WAYS];
+  __u64 e[CG_CACHE_WAYS];
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -104,8 +105,16 @@ struct {
 // call per field (raw_tracepoint arguments are untrusted pointers).
 extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym;
 
+// The kernel's BTF type ids of the structs cast to, set by the loader before the load
+// (constants for the verifier: .rodata is frozen). Not bpf_core_type_id_kernel(): the
+// loader relocates against a reduced copy of the kernel BTF when it can, whose type ids
+// are its own (cgroups/accounting.cc).
+const volatile __u32 task_struct_btf_id = 0;
+const volatile __u32 sock_btf_id = 0;
+const volatile __u32 bio_btf_id = 0;
+
 static __always_inline struct task_struct* task_of(const void* p) {
-  return bpf_rdonly_cast(p, bpf_core_type_id_kernel(struct task_struct));
+  return bpf_rdonly_cast(p, task_struct_btf_id);
 }
 
 static __always_inline __u64 task_cgroup_id(struct task_struct* t) {
@@ -138,17 +147,27 @@ static __always_inline struct status status_of(__u64 cgid, __u64 ugen) {
   __u32 zero = 0;
   struct cg_cache* cache = bpf_map_lookup_elem(&cg_cache, &zero);
   if (!cache) return st;
-  struct cg_cache_entry* e = &cache->e[(cgid ^ (cgid >> 6)) & (CG_CACHE_WAYS - 1)];
-  if (e->cgid == cgid && e->ugen == ugen) return e->st;
+  volatile __u64* e = &cache->e[(cgid ^ (cgid >> 6)) & (CG_CACHE_WAYS - 1)];
+  __u64 tag = (cgid << 32) | ((ugen & 0x7fff) << 17);
+  __u64 v = *e;
+  if ((v & ~0x1ffffull) == tag) {
+    st.slot = v & 0x1ff;
+    st.sys_slot = (v >> 9) & 0x3f;
+    st.flags =
+        ((v >> 15) & 1 ? ZRUN_ACCT_F_SYSCALLS : 0) | ((v >> 16) & 1 ? ZRUN_ACCT_F_TRACKED : 0);
+    return st;
+  }
   struct zrun_acct_tracked* t = bpf_map_lookup_elem(&tracked, &cgid);
   if (t) {
-    st.slot = t->slot;
-    st.flags = t->flags | ZRUN_ACCT_F_TRACKED;
-    st.sys_slot = t->sys_slot;
+    st.slot = t->slot & 0x1ff;
+    st.flags = (t->flags & ZRUN_ACCT_F_SYSCALLS) | ZRUN_ACCT_F_TRACKED;
+    st.sys_slot = t->sys_slot & 0x3f;
+    v = tag | st.slot | (st.sys_slot << 9) | ((st.flags & ZRUN_ACCT_F_SYSCALLS) ? 1ull << 15 : 0) |
+        (1ull << 16);
+  } else {
+    v = tag;
   }
-  e->cgid = cgid;
-  e->ugen = ugen;
-  e->st = st;
+  *e = v;
   return st;
 }
 
@@ -318,7 +337,7 @@ SEC("raw_tracepoint/block_bio_queue")
 int BPF_PROG(zrun_bio_queue, struct bio* bio_raw) {
   struct zrun_acct_counters* c = counters_of_status(current_status());
   if (!c) return 0;
-  struct bio* bio = bpf_rdonly_cast(bio_raw, bpf_core_type_id_kernel(struct bio));
+  struct bio* bio = bpf_rdonly_cast(bio_raw, bio_btf_id);
   __u32 op = bio->bi_opf & REQ_OP_MASK_;
   __u32 size = bio->bi_iter.bi_size;
   if (op == 0) {
@@ -363,7 +382,7 @@ int BPF_PROG(zrun_sys_enter, struct pt_regs* regs, long id) {
 static __always_inline void count_skb(struct __sk_buff* skb, int egress) {
   struct bpf_sock* bsk = skb->sk;
   if (!bsk) return;
-  struct sock* sk = bpf_rdonly_cast(bsk, bpf_core_type_id_kernel(struct sock));
+  struct sock* sk = bpf_rdonly_cast(bsk, sock_btf_id);
   struct gen_pair g = read_gens();
   struct zrun_acct_counters* c =
       counters_of_status(status_of(sk->sk_cgrp_data.cgroup->kn->id, g.u));

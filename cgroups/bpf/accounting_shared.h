@@ -28,6 +28,11 @@ struct zrun_acct_tracked {
   __u32 pad;
 };
 #define ZRUN_ACCT_F_SYSCALLS 1u
+// The programs' per-CPU cgroup cache packs slot and sys_slot into 9 and 6 bits
+// (accounting.bpf.c).
+#if ZRUN_ACCT_SLOTS > 512 || ZRUN_ACCT_SYS_SLOTS > 64
+#error "cg_cache entries hold 9-bit slots and 6-bit syscall slots"
+#endif
 // Only in the programs' caches: the cgroup is tracked (never set in the `tracked` map).
 #define ZRUN_ACCT_F_TRACKED 0x80000000u
 
