@@ -28,8 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 //   small per-CPU direct-mapped cache of it;
 // - `cpu_cur` holds, per CPU, the task sched_switch switched in, its status (tracked or
 //   not, slot) and its own counters at switch-in, so sched_switch settles the outgoing
-//   task from it and sys_enter/exec/exit/bio find the current task's status with no
-//   helper at all;
+//   task from it (sched_switch runs with interrupts off: the slot is its own);
 // - `gens` invalidates both: [0] is bumped by the kernel on every cgroup migration
 //   (cgroup_attach_task: a running task may have changed cgroup), [1] by user space after
 //   every change of `tracked`. A cached status is used only with the generations it was
@@ -177,18 +176,14 @@ static __always_inline struct cpu_cur* this_cpu_cur(void) {
 }
 
 // The status of the current task (contexts where current is the subject: sys_enter, exec,
-// exit, block I/O submission): this CPU's `cpu_cur` unless a migration or a change of
-// `tracked` happened since it was computed; then recomputed with the cgroup-id helper.
+// exit, block I/O submission): the cgroup-id helper, then cg_cache. Not this CPU's
+// `cpu_cur`: on 6.18 a sys_enter program can be preempted and migrated (syscall
+// tracepoints may fault), so it may read another CPU's slot — measured: ~0.3-5% of
+// syscalls on a loaded machine saw the task another CPU had switched in. cg_cache entries
+// name their cgroup and are single words, so reading another CPU's is still right.
 static __always_inline struct status current_status(void) {
   struct gen_pair g = read_gens();
-  struct cpu_cur* cur = this_cpu_cur();
-  if (!cur) return (struct status){};
-  if (cur->kgen == g.k && cur->ugen == g.u) return cur->st;
-  struct status st = status_of(bpf_get_current_cgroup_id(), g.u);
-  cur->st = st;
-  cur->kgen = g.k;
-  cur->ugen = g.u;
-  return st;
+  return status_of(bpf_get_current_cgroup_id(), g.u);
 }
 
 static __always_inline __u32 log2_bucket(__u64 v) {
