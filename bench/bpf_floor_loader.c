@@ -4,18 +4,24 @@
 // programs are a few hand-written instructions.
 //
 //   bpf_floor_loader empty|cgid|lookup|cache TP[,TP...] -- CMD [ARG...]
+//   bpf_floor_loader empty cgroup_skb -- CMD [ARG...]
+//     the empty program (`r0 = 1; exit`: pass) as cgroup_skb ingress and egress of a new
+//     cgroup (zrun-bpf-floor.PID under the unified hierarchy) that CMD runs in; the
+//     cgroup is removed after CMD exits
 //   empty:  r0 = 0; exit                                   (the cost of any program)
 //   cgid:   bpf_get_current_cgroup_id(), then exit
 //   lookup: bpf_get_current_cgroup_id() + one miss in an empty hash map, then exit
 //           (what zrun's programs did for a task of an untracked cgroup)
 //   cache:  one per-CPU array and one array lookup (both inlined by the verifier) and a
-//           compare of their values: zrun's cached-status path (docs/accounting.md)
+//           compare of their values: a status lookup with no call (docs/accounting.md)
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,8 +94,10 @@ int main(int argc, char** argv) {
       INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
       INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
   };
+  int skb = strcmp(argv[2], "cgroup_skb") == 0;
+  if (skb) empty[0].imm = 1;  // cgroup_skb: 1 lets the packet pass
   static char log[65536];
-  union bpf_attr p = {.prog_type = BPF_PROG_TYPE_RAW_TRACEPOINT,
+  union bpf_attr p = {.prog_type = skb ? BPF_PROG_TYPE_CGROUP_SKB : BPF_PROG_TYPE_RAW_TRACEPOINT,
                       .insns = (uintptr_t)(lookup                     ? look
                                            : cache                    ? cached
                                            : !strcmp(argv[1], "cgid") ? cgid
@@ -108,7 +116,27 @@ int main(int argc, char** argv) {
     fprintf(stderr, "%s\n", log);
     return 1;
   }
-  char* tps = strdup(argv[2]);
+  char cg[256] = "";
+  if (skb) {
+    struct stat st;
+    const char* base =
+        stat("/sys/fs/cgroup/unified", &st) == 0 ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+    snprintf(cg, sizeof(cg), "%s/zrun-bpf-floor.%d", base, (int)getpid());
+    if (mkdir(cg, 0755) < 0) return perror("bpf_floor_loader: mkdir cgroup"), 1;
+    int cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int t = 0; cgfd >= 0 && t < 2; t++) {
+      union bpf_attr l = {
+          .link_create = {.prog_fd = (uint32_t)prog,
+                          .target_fd = (uint32_t)cgfd,
+                          .attach_type = t ? BPF_CGROUP_INET_EGRESS : BPF_CGROUP_INET_INGRESS}};
+      if (sys_bpf(BPF_LINK_CREATE, &l) < 0) {
+        perror("bpf_floor_loader: attach cgroup_skb");
+        rmdir(cg);
+        return 1;
+      }
+    }
+  }
+  char* tps = strdup(skb ? "" : argv[2]);
   for (char* tp = strtok(tps, ","); tp; tp = strtok(NULL, ",")) {
     union bpf_attr r = {.raw_tracepoint = {.name = (uintptr_t)tp, .prog_fd = (uint32_t)prog}};
     if (sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &r) < 0) {
@@ -120,11 +148,23 @@ int main(int argc, char** argv) {
   pid_t pid = fork();
   if (pid < 0) return perror("bpf_floor_loader: fork"), 1;
   if (pid == 0) {
+    if (skb) {
+      char procs[300];
+      snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+      int fd = open(procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, "0", 1) != 1) {
+        perror("bpf_floor_loader: join cgroup");
+        _exit(127);
+      }
+      close(fd);
+    }
     execvp(argv[4], argv + 4);
     perror("bpf_floor_loader: exec");
     _exit(127);
   }
   int st = 0;
-  if (waitpid(pid, &st, 0) < 0) return perror("bpf_floor_loader: wait"), 1;
+  int w = waitpid(pid, &st, 0);
+  if (skb && rmdir(cg) < 0) perror("bpf_floor_loader: rmdir cgroup");
+  if (w < 0) return perror("bpf_floor_loader: wait"), 1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
