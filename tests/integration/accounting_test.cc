@@ -625,5 +625,25 @@ TEST_F(AccountingCacheTest, MigratedRunningTaskIsCountedWhereItIs) {
   EXPECT_LT(nb, kB + 50);
 }
 
+// Programs loaded by a zrun without the cache generations (no map_gens pinned) while its
+// containers run: this zrun cannot invalidate their caches, so it refuses them like a
+// different layout; delete still cleans up.
+TEST_F(AccountingCacheTest, PinnedMapsWithoutGenerationsAreRefused) {
+  Bundle b(rt);
+  b.probe({"sleep", "60"});
+  std::string id = rt.new_id();
+  start(b, id);
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  ASSERT_EQ(::unlink((bpffs() + "/map_gens").c_str()), 0) << strerror(errno);
+  Json st = stats(id);
+  EXPECT_FALSE(st["accounting"].value("enabled", true)) << st.dump(2);
+  EXPECT_NE(st["accounting"].value("reason", "").find("loaded by another zrun version"),
+            std::string::npos)
+      << st.dump(2);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_FALSE(bpffs_mounted());
+  EXPECT_EQ(leftovers(rt, b, id), "");
+}
+
 }  // namespace
 }  // namespace zrun::test
