@@ -177,10 +177,10 @@ static __always_inline struct cpu_cur* this_cpu_cur(void) {
 
 // The status of the current task (contexts where current is the subject: sys_enter, exec,
 // exit, block I/O submission): the cgroup-id helper, then cg_cache. Not this CPU's
-// `cpu_cur`: on 6.18 a sys_enter program can be preempted and migrated (syscall
-// tracepoints may fault), so it may read another CPU's slot — measured: ~0.3-5% of
-// syscalls on a loaded machine saw the task another CPU had switched in. cg_cache entries
-// name their cgroup and are single words, so reading another CPU's is still right.
+// `cpu_cur`: measured, ~0.1-5% of syscalls on a loaded machine found it naming another
+// task, mostly the one the other CPU had switched in (likely a preempted and migrated
+// sys_enter program: syscall tracepoints may fault on 6.18). cg_cache entries name their
+// cgroup and are single words, so reading another CPU's is still right.
 static __always_inline struct status current_status(void) {
   struct gen_pair g = read_gens();
   return status_of(bpf_get_current_cgroup_id(), g.u);
