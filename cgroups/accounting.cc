@@ -21,6 +21,7 @@
 
 #ifdef ZRUN_HAVE_BPF
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "accounting.skel.h"
@@ -207,6 +208,47 @@ UniqueFd min_btf() {
 #endif
 }
 
+// The kernel type ids of the structs the programs cast pointers to (bpf_rdonly_cast):
+// the build host's with its reduced BTF, else looked up in the kernel's BTF.
+Result<void> set_btf_ids(accounting& skel, bool build_host_kernel) {
+#ifdef ZRUN_HAVE_MIN_BTF
+  if (build_host_kernel) {
+    skel.rodata->task_struct_btf_id = kZrunBtfId_task_struct;
+    skel.rodata->sock_btf_id = kZrunBtfId_sock;
+    skel.rodata->bio_btf_id = kZrunBtfId_bio;
+    return base::ok();
+  }
+#else
+  (void)build_host_kernel;
+#endif
+  std::unique_ptr<btf, void (*)(btf*)> vmlinux(btf__load_vmlinux_btf(), btf__free);
+  if (!vmlinux) return base::sys_error("load the kernel's BTF");
+  std::pair<const char*, volatile uint32_t*> ids[] = {
+      {"task_struct", &skel.rodata->task_struct_btf_id},
+      {"sock", &skel.rodata->sock_btf_id},
+      {"bio", &skel.rodata->bio_btf_id}};
+  for (auto [name, out] : ids) {
+    int id = btf__find_by_name_kind(vmlinux.get(), name, BTF_KIND_STRUCT);
+    if (id <= 0) return base::make_error(std::string("kernel BTF has no struct `") + name + "`");
+    *out = static_cast<uint32_t>(id);
+  }
+  return base::ok();
+}
+
+// After every change of `tracked`: the programs' cached cgroup statuses are stale
+// (accounting.bpf.c). Callers hold the state root's lock, so user space is the only writer
+// of this element.
+Result<void> bump_user_gen(int gens_fd) {
+  uint32_t key = ZRUN_ACCT_GEN_USER;
+  uint64_t gen = 0;
+  if (bpf_map_lookup_elem(gens_fd, &key, &gen) < 0)
+    return base::sys_error("read the accounting generation");
+  ++gen;
+  if (bpf_map_update_elem(gens_fd, &key, &gen, BPF_ANY) < 0)
+    return base::sys_error("bump the accounting generation");
+  return base::ok();
+}
+
 // First container of this state root: load the object, attach the global tracepoint
 // programs and pin what later invocations need. On error the caller unpins everything.
 Result<void> load_and_pin(const std::string& dir) {
@@ -216,22 +258,31 @@ Result<void> load_and_pin(const std::string& dir) {
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf ? btf_path.c_str() : nullptr);
   std::unique_ptr<accounting, SkelDeleter> skel(accounting__open_opts(&open_opts));
   if (!skel) return base::sys_error("open the accounting BPF object");
+  ZRUN_TRY(set_btf_ids(*skel, static_cast<bool>(btf)));
   // Only what default accounting needs is auto-attached below; sys_enter is opt-in.
   if (int err = accounting__load(skel.get()); err)
     return base::sys_error("load the accounting BPF programs", -err);
   auto& m = skel->maps;
-  std::pair<bpf_map*, const char*> maps[] = {
-      {m.tracked, "map_tracked"}, {m.counters, "map_counters"}, {m.syscalls, "map_syscalls"}};
+  std::pair<bpf_map*, const char*> maps[] = {{m.tracked, "map_tracked"},
+                                             {m.counters, "map_counters"},
+                                             {m.syscalls, "map_syscalls"},
+                                             {m.gens, "map_gens"}};
   for (auto [map, name] : maps) ZRUN_TRY(pin_fd(bpf_map__fd(map), dir + "/" + name));
+  // Cached statuses start zeroed: generation 0 must never be current.
+  ZRUN_TRY(bump_user_gen(bpf_map__fd(m.gens)));
   auto& p = skel->progs;
   std::pair<bpf_program*, const char*> progs[] = {{p.zrun_sys_enter, "prog_sys_enter"},
                                                   {p.zrun_skb_in, "prog_skb_in"},
                                                   {p.zrun_skb_out, "prog_skb_out"}};
   for (auto [prog, name] : progs) ZRUN_TRY(pin_fd(bpf_program__fd(prog), dir + "/" + name));
   std::pair<bpf_program*, const char*> links[] = {
-      {p.zrun_switch, "link_sched_switch"},     {p.zrun_fork, "link_sched_process_fork"},
-      {p.zrun_exec, "link_sched_process_exec"}, {p.zrun_exit, "link_sched_process_exit"},
-      {p.zrun_oom_victim, "link_mark_victim"},  {p.zrun_bio_queue, "link_block_bio_queue"}};
+      {p.zrun_switch, "link_sched_switch"},
+      {p.zrun_fork, "link_sched_process_fork"},
+      {p.zrun_exec, "link_sched_process_exec"},
+      {p.zrun_exit, "link_sched_process_exit"},
+      {p.zrun_oom_victim, "link_mark_victim"},
+      {p.zrun_bio_queue, "link_block_bio_queue"},
+      {p.zrun_cgroup_attach, "link_cgroup_attach_task"}};
   for (auto [prog, name] : links) {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) return base::sys_error(std::string("attach `") + bpf_program__name(prog) + "`");
@@ -243,12 +294,18 @@ Result<void> load_and_pin(const std::string& dir) {
 }
 
 struct Maps {
-  UniqueFd tracked, counters, syscalls;
+  UniqueFd tracked, counters, syscalls, gens;
 };
 
 // A pinned map whose value layout is not this binary's: loaded by another zrun version
 // while its containers still run. Reading it would misinterpret every counter.
 Result<UniqueFd> pinned_map(const std::string& path, uint32_t value_size) {
+  // Older versions had no generation map (their programs cache nothing).
+  if (!base::path_exists(path))
+    return base::make_error("pinned `" + path +
+                            "` is missing: the programs were loaded by another zrun version; "
+                            "delete its accounted containers (the last delete unloads them) to "
+                            "use this one");
   UniqueFd fd = ZRUN_TRY(pinned(path));
   bpf_map_info info{};
   uint32_t len = sizeof(info);
@@ -267,6 +324,7 @@ Result<Maps> open_maps(const std::string& dir) {
   m.tracked = ZRUN_TRY(pinned_map(dir + "/map_tracked", sizeof(zrun_acct_tracked)));
   m.counters = ZRUN_TRY(pinned_map(dir + "/map_counters", sizeof(zrun_acct_counters)));
   m.syscalls = ZRUN_TRY(pinned_map(dir + "/map_syscalls", sizeof(zrun_acct_sys_row)));
+  m.gens = ZRUN_TRY(pinned_map(dir + "/map_gens", sizeof(uint64_t)));
   return m;
 }
 
@@ -359,6 +417,7 @@ Result<void> untrack_locked(const std::string& dir, uint64_t cgid, int mount_fd)
   auto tracked = ZRUN_TRY(pinned(dir + "/map_tracked"));
   bpf_map_delete_elem(tracked.get(), &cgid);
   detach_net(dir, cgid);
+
   bool syscalls = false;
   size_t left = 0;
   for (auto& [id, v] : tracked_entries(tracked.get())) {
@@ -372,6 +431,9 @@ Result<void> untrack_locked(const std::string& dir, uint64_t cgid, int mount_fd)
     ++left;
     syscalls |= (v.flags & ZRUN_ACCT_F_SYSCALLS) != 0;
   }
+  // The programs must stop using cached statuses of the removed ids (maps of an older
+  // version have no generations and their programs cache nothing).
+  if (auto gens = pinned(dir + "/map_gens"); gens) (void)bump_user_gen(gens->get());
   if (!syscalls) ::unlink((dir + "/link_sys_enter").c_str());
   if (left == 0) {
     tracked.reset();
@@ -417,6 +479,7 @@ Result<void> track_locked(const std::string& dir, const std::string& cg_dir,
   zrun_acct_tracked v{slot, opts.syscalls ? ZRUN_ACCT_F_SYSCALLS : 0u, sys_slot.value_or(0), 0};
   if (bpf_map_update_elem(m.tracked.get(), &cgid, &v, BPF_NOEXIST) < 0)
     return base::sys_error("track cgroup `" + cg_dir + "`");
+  ZRUN_TRY(bump_user_gen(m.gens.get()));
   if (opts.network) {
     if (auto r = attach_net(dir, cg_dir, cgid); !r) {
       auto mfd = open_unified_mount(cg_dir);

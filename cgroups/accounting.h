@@ -4,6 +4,8 @@
 //
 //   <state root>/.bpf/          bpffs mounted by zrun (only if that path is not one yet)
 //     map_tracked, map_counters, map_syscalls     maps read by `zrun stats`
+//     map_gens                                    generations invalidating the programs'
+//                                                 caches (bumped after `tracked` changes)
 //     link_<tracepoint>                           global attachments (sched, oom, block)
 //     prog_sys_enter, link_sys_enter              syscall counting, linked while opted in
 //     prog_skb_in, prog_skb_out                   network programs

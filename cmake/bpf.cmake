@@ -61,17 +61,22 @@ if(ZRUN_HAVE_BPF)
     DEPENDS ${bpf_out}/accounting.bpf.o
     COMMENT "Generating the accounting BPF skeleton")
   # The CO-RE relocations against the whole kernel BTF cost ~25 ms per load (libbpf parses
-  # ~6 MB); a BTF reduced to the types the programs touch (~600 bytes) makes the load ~5 ms
-  # — paid by the first container of a state root. Only valid on the kernel it came from:
-  # the loader compares /proc/version and falls back to the kernel's BTF otherwise.
+  # ~6 MB and indexes it); a BTF reduced to the types the programs touch (~600 bytes) makes
+  # them cheap — paid by the first container of a state root. Only valid on the kernel it
+  # came from: the loader compares /proc/version and falls back to the kernel's BTF
+  # otherwise. The kernel type ids the programs cast pointers to (bpf_rdonly_cast) come
+  # with it: a CO-RE type-id relocation against the reduced BTF would give its own ids.
   if(ZRUN_BTF STREQUAL "/sys/kernel/btf/vmlinux")
     add_custom_command(
       OUTPUT ${bpf_out}/accounting_min_btf.h
       COMMAND ${ZRUN_BPFTOOL} gen min_core_btf ${ZRUN_BTF} ${bpf_out}/accounting.min.btf
               ${bpf_out}/accounting.bpf.o
-      COMMAND ${CMAKE_COMMAND} -DIN=${bpf_out}/accounting.min.btf
+      COMMAND sh ${CMAKE_SOURCE_DIR}/cmake/btf_ids.sh ${ZRUN_BPFTOOL} ${ZRUN_BTF}
+              ${bpf_out}/btf_ids.txt
+      COMMAND ${CMAKE_COMMAND} -DIN=${bpf_out}/accounting.min.btf -DIDS=${bpf_out}/btf_ids.txt
               -DOUT=${bpf_out}/accounting_min_btf.h -P ${CMAKE_SOURCE_DIR}/cmake/embed_btf.cmake
       DEPENDS ${bpf_out}/accounting.bpf.o ${CMAKE_SOURCE_DIR}/cmake/embed_btf.cmake
+              ${CMAKE_SOURCE_DIR}/cmake/btf_ids.sh
       COMMENT "Minimizing the kernel BTF for the accounting programs")
     set(min_btf ${bpf_out}/accounting_min_btf.h)
     target_compile_definitions(zrun_cg PRIVATE ZRUN_HAVE_MIN_BTF=1)

@@ -1,11 +1,13 @@
 // Per-container resource accounting, in the kernel. One set of global programs per zrun
 // state root; the `tracked` map (unified cgroup id -> slot) filters to zrun's containers,
-// so a task of any other cgroup costs one hash lookup and leaves. Counters live in a
-// per-CPU array (no atomics); user space sums the CPUs. No per-event string work.
+// behind per-CPU caches so that a task of any other cgroup costs no helper call (see the
+// maps below). Counters live in a per-CPU array (no atomics); user space sums the CPUs.
+// No per-event string work.
 //
 // Only tracepoint/raw_tracepoint and cgroup_skb programs: our kernels have no fentry,
-// tp_btf or LSM programs (docs/accounting.md). Task fields are read with CO-RE
-// (BPF_CORE_READ) because raw_tracepoint arguments are untrusted pointers.
+// tp_btf or LSM programs (docs/accounting.md). Task fields are read through
+// bpf_rdonly_cast() (CO-RE field offsets, plain loads) because raw_tracepoint arguments
+// are untrusted pointers.
 // vmlinux.h first: it defines the kernel types the libbpf headers use.
 // clang-format off
 #include "vmlinux.h"
@@ -18,6 +20,20 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+// The cgroup filter, kept off helper calls: on our VM (SRSO "safe RET") every call into
+// the kernel — a helper, a hash-map lookup — costs ~50 ns, while array and per-CPU array
+// lookups, bpf_get_smp_processor_id() and the bpf_rdonly_cast() kfunc are inlined by the
+// verifier and loads through a cast pointer are plain (fault-safe) loads. So:
+// - `tracked` (cgroup id -> slot, a hash) is only consulted on a miss of `cg_cache`, a
+//   small per-CPU direct-mapped cache of it;
+// - `cpu_cur` holds, per CPU, the task sched_switch switched in, its status (tracked or
+//   not, slot) and its own counters at switch-in, so sched_switch settles the outgoing
+//   task from it (sched_switch runs with interrupts off: the slot is its own);
+// - `gens` invalidates both: [0] is bumped by the kernel on every cgroup migration
+//   (cgroup_attach_task: a running task may have changed cgroup), [1] by user space after
+//   every change of `tracked`. A cached status is used only with the generations it was
+//   computed at. Cgroup ids are never reused, so a cg_cache entry can only go stale
+//   through `tracked`.
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, ZRUN_ACCT_SLOTS);
@@ -32,18 +48,48 @@ struct {
   __type(value, struct zrun_acct_counters);
 } counters SEC(".maps");
 
-// Tracked task (tid) -> what of its own kernel counters was already counted. Only touched
-// in the task's own context (switch-out), so there is no race between CPUs. LRU: a task
-// whose last switch-out we miss cannot leak an entry.
-struct task_seen {
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, ZRUN_ACCT_GENS);
+  __type(key, __u32);
+  __type(value, __u64);
+} gens SEC(".maps");
+
+// A status: tracked (ZRUN_ACCT_F_TRACKED in flags) or not, with the tracked map's value.
+struct status {
+  __u32 slot, flags, sys_slot, pad;
+};
+
+// One entry is one 64-bit word, written and read with single stores and loads: programs
+// of other events can interrupt a program between two stores on the same CPU (cgroup_skb
+// in softirq; sys_enter runs preemptible), so a multi-word entry could be read half old,
+// half new. Bits 0-8 slot, 9-14 sys_slot, 15 F_SYSCALLS, 16 F_TRACKED, 17-31 the user
+// generation (low 15 bits), 32-63 the cgroup id's low 32 bits (the kernfs inode number).
+#define CG_CACHE_WAYS 64
+struct cg_cache {
+  __u64 e[CG_CACHE_WAYS];
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct cg_cache);
+} cg_cache SEC(".maps");
+
+// The task running on this CPU, as sched_switch switched it in.
+struct cpu_cur {
+  __u64 task;        // its task_struct (0: not known yet)
+  __u64 kgen, ugen;  // generations `st` was computed at
+  struct status st;
+  // Its own counters at switch-in.
   __u64 exec_ns, run_delay, pcount, min_flt, maj_flt;
 };
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, 16384);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, struct task_seen);
-} tasks SEC(".maps");
+  __type(value, struct cpu_cur);
+} cpu_cur SEC(".maps");
 
 // sys_slot -> per-syscall-nr counts, for containers that opted in.
 struct {
@@ -53,20 +99,91 @@ struct {
   __type(value, struct zrun_acct_sys_row);
 } syscalls SEC(".maps");
 
+// Inlined by the verifier into a register move; loads through the result are plain loads
+// with an exception-table entry (BPF_PROBE_MEM), instead of one bpf_probe_read_kernel()
+// call per field (raw_tracepoint arguments are untrusted pointers).
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym;
+
+// The kernel's BTF type ids of the structs cast to, set by the loader before the load
+// (constants for the verifier: .rodata is frozen). Not bpf_core_type_id_kernel(): the
+// loader relocates against a reduced copy of the kernel BTF when it can, whose type ids
+// are its own (cgroups/accounting.cc).
+const volatile __u32 task_struct_btf_id = 0;
+const volatile __u32 sock_btf_id = 0;
+const volatile __u32 bio_btf_id = 0;
+
+static __always_inline struct task_struct* task_of(const void* p) {
+  return bpf_rdonly_cast(p, task_struct_btf_id);
+}
+
 static __always_inline __u64 task_cgroup_id(struct task_struct* t) {
-  return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+  return t->cgroups->dfl_cgrp->kn->id;
 }
 
 static __always_inline struct zrun_acct_counters* slot_counters(__u32 slot) {
   return bpf_map_lookup_elem(&counters, &slot);
 }
 
-// Counters of a tracked cgroup id, or NULL.
-static __always_inline struct zrun_acct_counters* counters_of(__u64 cgid, __u32* slot_out) {
+struct gen_pair {
+  __u64 k, u;
+};
+
+static __always_inline struct gen_pair read_gens(void) {
+  struct gen_pair g = {};
+  __u32 k = ZRUN_ACCT_GEN_KERNEL;
+  __u64* v = bpf_map_lookup_elem(&gens, &k);
+  if (v) g.k = *(volatile __u64*)v;
+  k = ZRUN_ACCT_GEN_USER;
+  v = bpf_map_lookup_elem(&gens, &k);
+  if (v) g.u = *(volatile __u64*)v;
+  return g;
+}
+
+// The status of cgroup `cgid`: from this CPU's cache, else from `tracked` (one hash
+// lookup, then cached). `ugen` must have been read before.
+static __always_inline struct status status_of(__u64 cgid, __u64 ugen) {
+  struct status st = {};
+  __u32 zero = 0;
+  struct cg_cache* cache = bpf_map_lookup_elem(&cg_cache, &zero);
+  if (!cache) return st;
+  volatile __u64* e = &cache->e[(cgid ^ (cgid >> 6)) & (CG_CACHE_WAYS - 1)];
+  __u64 tag = (cgid << 32) | ((ugen & 0x7fff) << 17);
+  __u64 v = *e;
+  if ((v & ~0x1ffffull) == tag) {
+    st.slot = v & 0x1ff;
+    st.sys_slot = (v >> 9) & 0x3f;
+    st.flags =
+        ((v >> 15) & 1 ? ZRUN_ACCT_F_SYSCALLS : 0) | ((v >> 16) & 1 ? ZRUN_ACCT_F_TRACKED : 0);
+    return st;
+  }
   struct zrun_acct_tracked* t = bpf_map_lookup_elem(&tracked, &cgid);
-  if (!t) return 0;
-  if (slot_out) *slot_out = t->slot;
-  return slot_counters(t->slot);
+  if (t) {
+    st.slot = t->slot & 0x1ff;
+    st.flags = (t->flags & ZRUN_ACCT_F_SYSCALLS) | ZRUN_ACCT_F_TRACKED;
+    st.sys_slot = t->sys_slot & 0x3f;
+    v = tag | st.slot | (st.sys_slot << 9) | ((st.flags & ZRUN_ACCT_F_SYSCALLS) ? 1ull << 15 : 0) |
+        (1ull << 16);
+  } else {
+    v = tag;
+  }
+  *e = v;
+  return st;
+}
+
+static __always_inline struct cpu_cur* this_cpu_cur(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&cpu_cur, &zero);
+}
+
+// The status of the current task (contexts where current is the subject: sys_enter, exec,
+// exit, block I/O submission): the cgroup-id helper, then cg_cache. Not this CPU's
+// `cpu_cur`: measured, ~0.1-5% of syscalls on a loaded machine found it naming another
+// task, mostly the one the other CPU had switched in (likely a preempted and migrated
+// sys_enter program: syscall tracepoints may fault on 6.18). cg_cache entries name their
+// cgroup and are single words, so reading another CPU's is still right.
+static __always_inline struct status current_status(void) {
+  struct gen_pair g = read_gens();
+  return status_of(bpf_get_current_cgroup_id(), g.u);
 }
 
 static __always_inline __u32 log2_bucket(__u64 v) {
@@ -81,70 +198,106 @@ static __always_inline __u32 log2_bucket(__u64 v) {
   return b < ZRUN_ACCT_RUNQ_BUCKETS ? b : ZRUN_ACCT_RUNQ_BUCKETS - 1;
 }
 
-#define TASK_DEAD_ 0x80
-
-// The current (tracked) task is switching out: add what its own counters grew by since
-// its last switch-out — CPU time (se.sum_exec_runtime, what the cgroup's cpu usage sums),
-// run-queue waits (sched_info.run_delay/pcount: the kernel's schedstat, the wait before
-// each arrival on a CPU), page faults (min_flt/maj_flt). Tasks are born tracked (the
-// container's cgroup is tracked before its init is cloned), so counting from zero is exact.
-static __always_inline void settle(struct zrun_acct_counters* c, struct task_struct* t, __u32 tid,
-                                   bool dead) {
-  struct task_seen now = {};
-  // `t` is the BTF-typed current task: plain loads (checked by the verifier, inlined by the
-  // JIT) instead of one bpf_probe_read_kernel call per field.
-  now.exec_ns = t->se.sum_exec_runtime;
-  if (bpf_core_field_exists(t->sched_info)) {
-    now.run_delay = t->sched_info.run_delay;
-    now.pcount = t->sched_info.pcount;
-  }
-  now.min_flt = t->min_flt;
-  now.maj_flt = t->maj_flt;
-  struct task_seen zero = {};
-  struct task_seen* seen = bpf_map_lookup_elem(&tasks, &tid);
-  struct task_seen* base = seen ? seen : &zero;
-  if (now.exec_ns > base->exec_ns) c->oncpu_ns += now.exec_ns - base->exec_ns;
-  if (now.pcount > base->pcount && now.run_delay >= base->run_delay) {
-    __u64 waits = now.pcount - base->pcount, d = now.run_delay - base->run_delay;
-    c->runq_count += waits;
-    c->runq_total_ns += d;
-    __u32 b = log2_bucket(waits ? d / waits : d);
-    if (b < ZRUN_ACCT_RUNQ_BUCKETS) c->runq_hist[b] += waits;
-  }
-  if (now.min_flt > base->min_flt) c->min_faults += now.min_flt - base->min_flt;
-  if (now.maj_flt > base->maj_flt) c->maj_faults += now.maj_flt - base->maj_flt;
-  if (dead)
-    bpf_map_delete_elem(&tasks, &tid);
-  else if (seen)
-    *seen = now;
+// sched_switch(preempt, prev, next, prev_state) runs in prev's context. prev is the task
+// this CPU's `cpu_cur` switched in, so its status is known (unless the generations moved)
+// and its slice is settled from the counters recorded at its switch-in: CPU time
+// (se.sum_exec_runtime, what the cgroup's cpu usage sums), the run-queue wait of this
+// arrival (schedstat sched_info.run_delay/pcount; the kernel adds the arrival's wait right
+// after this tracepoint, so it falls in the slice that follows), page faults
+// (min_flt/maj_flt). None of them moves while the task is not running, so the slices add
+// up to the task's totals. Then next is switched in: its status (cgroup id by plain loads,
+// cg_cache) and its counters. No helper call unless a cache misses.
+SEC("raw_tracepoint/sched_switch")
+int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev_raw, struct task_struct* next_raw,
+             unsigned int prev_state) {
+  struct cpu_cur* cur = this_cpu_cur();
+  if (!cur) return 0;
+  struct gen_pair g = read_gens();
+  struct task_struct* prev = task_of(prev_raw);
+  bool known = cur->task == (__u64)prev_raw;
+  struct status st;
+  if (known && cur->kgen == g.k && cur->ugen == g.u)
+    st = cur->st;
   else
-    bpf_map_update_elem(&tasks, &tid, &now, BPF_ANY);
+    st = status_of(task_cgroup_id(prev), g.u);
+  if (st.flags & ZRUN_ACCT_F_TRACKED) {
+    struct zrun_acct_counters* c = slot_counters(st.slot);
+    if (c) {
+      // As the scheduler's own nvcsw/nivcsw: voluntary when it blocks, not when preempted.
+      if (!preempt && prev_state != 0)
+        c->vol_switches++;
+      else
+        c->invol_switches++;
+      if (known) {
+        __u64 v = prev->se.sum_exec_runtime;
+        if (v > cur->exec_ns) c->oncpu_ns += v - cur->exec_ns;
+        if (bpf_core_field_exists(prev->sched_info)) {
+          __u64 pcount = prev->sched_info.pcount, delay = prev->sched_info.run_delay;
+          if (pcount > cur->pcount && delay >= cur->run_delay) {
+            __u64 waits = pcount - cur->pcount, d = delay - cur->run_delay;
+            c->runq_count += waits;
+            c->runq_total_ns += d;
+            __u32 b = log2_bucket(waits ? d / waits : d);
+            if (b < ZRUN_ACCT_RUNQ_BUCKETS) c->runq_hist[b] += waits;
+          }
+        }
+        v = prev->min_flt;
+        if (v > cur->min_flt) c->min_faults += v - cur->min_flt;
+        v = prev->maj_flt;
+        if (v > cur->maj_flt) c->maj_faults += v - cur->maj_flt;
+      } else {
+        // This CPU's switch-in of prev was not seen: a probe program found that for ~0.5%
+        // of switches on a loaded VM (cause not identified). The scheduler's own start of
+        // the slice still gives its CPU time (fair class: prev_sum_exec_runtime is
+        // sum_exec_runtime when the task was picked); its faults and run-queue wait are
+        // lost.
+        __u64 v = prev->se.sum_exec_runtime, p0 = prev->se.prev_sum_exec_runtime;
+        if (v > p0) c->oncpu_ns += v - p0;
+      }
+    }
+  }
+  struct task_struct* next = task_of(next_raw);
+  cur->task = (__u64)next_raw;
+  cur->kgen = g.k;
+  cur->ugen = g.u;
+  cur->st = status_of(task_cgroup_id(next), g.u);
+  cur->exec_ns = next->se.sum_exec_runtime;
+  if (bpf_core_field_exists(next->sched_info)) {
+    cur->run_delay = next->sched_info.run_delay;
+    cur->pcount = next->sched_info.pcount;
+  }
+  cur->min_flt = next->min_flt;
+  cur->maj_flt = next->maj_flt;
+  return 0;
 }
 
-// sched_switch(preempt, prev, next, prev_state) runs in prev's context (current == prev).
-// Only the task switching out is looked at: a task of any other cgroup costs the cgroup id
-// helper and one hash lookup, and there is no wakeup hook at all.
-SEC("raw_tracepoint/sched_switch")
-int BPF_PROG(zrun_switch, bool preempt, struct task_struct* prev, struct task_struct* next,
-             unsigned int prev_state) {
-  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
-  if (!c) return 0;
-  // As the scheduler's own nvcsw/nivcsw: voluntary when it blocks, not when preempted.
-  if (!preempt && prev_state != 0)
-    c->vol_switches++;
-  else
-    c->invol_switches++;
-  settle(c, bpf_get_current_task_btf(), (__u32)bpf_get_current_pid_tgid(),
-         (prev_state & TASK_DEAD_) != 0);
+// A task may have changed cgroup (cgroup.procs write, `zrun exec` joining a container,
+// CLONE_INTO_CGROUP is a fork instead): every cached task status is stale. Rare.
+SEC("raw_tracepoint/cgroup_attach_task")
+int BPF_PROG(zrun_cgroup_attach) {
+  __u32 k = ZRUN_ACCT_GEN_KERNEL;
+  __u64* v = bpf_map_lookup_elem(&gens, &k);
+  if (v) __sync_fetch_and_add(v, 1);
   return 0;
+}
+
+static __always_inline struct zrun_acct_counters* counters_of_status(struct status st) {
+  if (!(st.flags & ZRUN_ACCT_F_TRACKED)) return 0;
+  return slot_counters(st.slot);
+}
+
+static __always_inline struct zrun_acct_counters* counters_of_task(struct task_struct* t) {
+  struct gen_pair g = read_gens();
+  return counters_of_status(status_of(task_cgroup_id(t), g.u));
 }
 
 // Counted in the child's cgroup: with CLONE_INTO_CGROUP it differs from the parent's.
 SEC("raw_tracepoint/sched_process_fork")
-int BPF_PROG(zrun_fork, struct task_struct* parent, struct task_struct* child) {
-  struct zrun_acct_counters* c = counters_of(task_cgroup_id(child), 0);
+int BPF_PROG(zrun_fork, struct task_struct* parent, struct task_struct* child_raw) {
+  struct task_struct* child = task_of(child_raw);
+  struct zrun_acct_counters* c = counters_of_task(child);
   if (!c) return 0;
-  if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
+  if (child->pid == child->tgid)
     c->forks++;
   else
     c->threads++;
@@ -153,7 +306,7 @@ int BPF_PROG(zrun_fork, struct task_struct* parent, struct task_struct* child) {
 
 SEC("raw_tracepoint/sched_process_exec")
 int BPF_PROG(zrun_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
-  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
+  struct zrun_acct_counters* c = counters_of_status(current_status());
   if (c) c->execs++;
   return 0;
 }
@@ -161,9 +314,10 @@ int BPF_PROG(zrun_exec, struct task_struct* p, pid_t old_pid, struct linux_binpr
 // A process counts as one exit, when its thread-group leader exits (its counters are
 // settled at its last switch-out, which follows).
 SEC("raw_tracepoint/sched_process_exit")
-int BPF_PROG(zrun_exit, struct task_struct* p) {
-  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
-  if (c && BPF_CORE_READ(p, pid) == BPF_CORE_READ(p, tgid)) c->exits++;
+int BPF_PROG(zrun_exit, struct task_struct* p_raw) {
+  struct zrun_acct_counters* c = counters_of_status(current_status());
+  struct task_struct* p = task_of(p_raw);
+  if (c && p->pid == p->tgid) c->exits++;
   return 0;
 }
 
@@ -171,7 +325,7 @@ int BPF_PROG(zrun_exit, struct task_struct* p) {
 // context, so the victim's cgroup is read from the victim.
 SEC("raw_tracepoint/mark_victim")
 int BPF_PROG(zrun_oom_victim, struct task_struct* task) {
-  struct zrun_acct_counters* c = counters_of(task_cgroup_id(task), 0);
+  struct zrun_acct_counters* c = counters_of_task(task_of(task));
   if (c) c->oom_kills++;
   return 0;
 }
@@ -183,11 +337,12 @@ int BPF_PROG(zrun_oom_victim, struct task_struct* task) {
 // bi_opf (REQ_OP_READ 0, REQ_OP_WRITE 1); flushes, discards etc. are not counted.
 #define REQ_OP_MASK_ 0xffu
 SEC("raw_tracepoint/block_bio_queue")
-int BPF_PROG(zrun_bio_queue, struct bio* bio) {
-  struct zrun_acct_counters* c = counters_of(bpf_get_current_cgroup_id(), 0);
+int BPF_PROG(zrun_bio_queue, struct bio* bio_raw) {
+  struct zrun_acct_counters* c = counters_of_status(current_status());
   if (!c) return 0;
-  __u32 op = BPF_CORE_READ(bio, bi_opf) & REQ_OP_MASK_;
-  __u32 size = BPF_CORE_READ(bio, bi_iter.bi_size);
+  struct bio* bio = bpf_rdonly_cast(bio_raw, bio_btf_id);
+  __u32 op = bio->bi_opf & REQ_OP_MASK_;
+  __u32 size = bio->bi_iter.bi_size;
   if (op == 0) {
     c->io_reads++;
     c->io_read_bytes += size;
@@ -199,17 +354,17 @@ int BPF_PROG(zrun_bio_queue, struct bio* bio) {
 }
 
 // Opt-in (org.zrun.accounting.syscalls=true): attached only while a tracked container
-// asked for it, so default accounting adds nothing to the syscall path.
+// asked for it, so default accounting adds nothing to the syscall path. An untracked task
+// costs two inlined array lookups and a compare.
 SEC("raw_tracepoint/sys_enter")
 int BPF_PROG(zrun_sys_enter, struct pt_regs* regs, long id) {
-  __u64 cgid = bpf_get_current_cgroup_id();
-  struct zrun_acct_tracked* t = bpf_map_lookup_elem(&tracked, &cgid);
-  if (!t || !(t->flags & ZRUN_ACCT_F_SYSCALLS)) return 0;
-  struct zrun_acct_counters* c = slot_counters(t->slot);
+  struct status st = current_status();
+  if (!(st.flags & ZRUN_ACCT_F_SYSCALLS)) return 0;
+  struct zrun_acct_counters* c = slot_counters(st.slot);
   if (!c) return 0;
   c->syscalls++;
   if (id < 0 || id >= ZRUN_ACCT_MAX_SYSCALL) return 0;
-  __u32 key = t->sys_slot;
+  __u32 key = st.sys_slot;
   struct zrun_acct_sys_row* row = bpf_map_lookup_elem(&syscalls, &key);
   if (row) row->n[id & (ZRUN_ACCT_MAX_SYSCALL - 1)]++;
   return 0;
@@ -221,17 +376,35 @@ int BPF_PROG(zrun_sys_enter, struct pt_regs* regs, long id) {
 #define IPPROTO_UDP_ 17
 
 // cgroup_skb: attached to each container's unified cgroup; the packet's socket cgroup
-// picks the slot. Always lets the packet pass.
+// picks the slot (nested cgroups inherit the program and are not counted). Always lets
+// the packet pass. The kernel runs these programs with skb->sk set to the full socket
+// whose cgroup selected them, so its cgroup id is three plain loads through the cast
+// socket (what bpf_skb_cgroup_id() reads, without the call). The protocol byte is read by
+// direct packet access (the data starts at the network header); bpf_skb_load_bytes() only
+// when the header is not in the linear part.
 static __always_inline void count_skb(struct __sk_buff* skb, int egress) {
-  struct zrun_acct_counters* c = counters_of(bpf_skb_cgroup_id(skb), 0);
+  struct bpf_sock* bsk = skb->sk;
+  if (!bsk) return;
+  struct sock* sk = bpf_rdonly_cast(bsk, sock_btf_id);
+  struct gen_pair g = read_gens();
+  struct zrun_acct_counters* c =
+      counters_of_status(status_of(sk->sk_cgrp_data.cgroup->kn->id, g.u));
   if (!c) return;
   struct zrun_acct_net* n = egress ? &c->net_out : &c->net_in;
   __u8 proto = 0;
-  // cgroup_skb data starts at the network header.
+  __u32 off = 0;
   if (skb->protocol == bpf_htons(ETH_P_IP))
-    bpf_skb_load_bytes(skb, 9, &proto, 1);
+    off = 9;
   else if (skb->protocol == bpf_htons(ETH_P_IPV6))
-    bpf_skb_load_bytes(skb, 6, &proto, 1);
+    off = 6;
+  if (off) {
+    void* data = (void*)(long)skb->data;
+    void* end = (void*)(long)skb->data_end;
+    if (data + 10 <= end)
+      proto = ((__u8*)data)[off];
+    else
+      bpf_skb_load_bytes(skb, off, &proto, 1);
+  }
   n->bytes += skb->len;
   n->packets++;
   if (proto == IPPROTO_TCP_)

@@ -28,6 +28,21 @@ struct zrun_acct_tracked {
   __u32 pad;
 };
 #define ZRUN_ACCT_F_SYSCALLS 1u
+// The programs' per-CPU cgroup cache packs slot and sys_slot into 9 and 6 bits
+// (accounting.bpf.c).
+#if ZRUN_ACCT_SLOTS > 512 || ZRUN_ACCT_SYS_SLOTS > 64
+#error "cg_cache entries hold 9-bit slots and 6-bit syscall slots"
+#endif
+// Only in the programs' caches: the cgroup is tracked (never set in the `tracked` map).
+#define ZRUN_ACCT_F_TRACKED 0x80000000u
+
+// The `gens` array (u64 values): cached task/cgroup statuses are valid only with the
+// generations they were computed at. The kernel bumps GEN_KERNEL on every cgroup
+// migration; user space bumps GEN_USER after every change of `tracked` (and sets it to 1
+// at load: cache entries start zeroed, so 0 never matches).
+#define ZRUN_ACCT_GENS 2
+#define ZRUN_ACCT_GEN_KERNEL 0
+#define ZRUN_ACCT_GEN_USER 1
 
 // One row of the per-CPU `syscalls` array.
 struct zrun_acct_sys_row {

@@ -2,14 +2,21 @@
 // with known work and with the cgroup's own counters, stay per container, and nothing
 // pinned or mounted is left after the last delete. Tolerances are generous where the
 // machine's noise matters (2 shared cores), exact where the work is exact.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <new>
+#include <sstream>
 #include <thread>
 
 #include "base/bpf_syscall.h"
@@ -436,6 +443,206 @@ TEST_F(AccountingTest, TopOnceShowsTheSpinnerFirst) {
   ASSERT_NE(i, std::string::npos) << r.out;
   EXPECT_LT(s, i) << "sorted by CPU:\n" << r.out;
   EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace zrun::test
+
+// The programs cache, per CPU, the running task's status and, per cgroup id, the tracked
+// map's answer (accounting.bpf.c). What those caches could get wrong: a process that joins
+// a container later, tasks of another container or of the host, and many context
+// switches between CPUs. Syscall counts of getpid loops are exact, so they show it.
+namespace zrun::test {
+namespace {
+
+class AccountingCacheTest : public AccountingTest {
+ protected:
+  // A container counting its syscalls that runs `cmd`, then stays alive.
+  void start_counting(Bundle& b, const std::string& id, const std::string& cmd) {
+    b.config()["annotations"]["org.zrun.accounting.syscalls"] = "true";
+    b.args({"/bin/sh", "-c", cmd + "; echo done=1; sleep 60"});
+    start(b, id);
+  }
+
+  static bool wait_done(Bundle& b) {
+    for (int i = 0; i < 600; ++i) {
+      if (b.out().find("done=1") != std::string::npos) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  uint64_t getpid_count(const std::string& id) {
+    Json e = ebpf(id);
+    if (!e.is_object() || !e["syscalls"].is_object()) return ~0ull;
+    uint64_t n = 0;
+    for (auto& t : e["syscalls"]["top"])
+      if (t.value("name", "") == "getpid") n = t.value("count", 0ull);
+    return n;
+  }
+};
+
+// A process `zrun exec` moves into the running container is counted from then on (the
+// migration invalidates every cached status); before it, the container made no getpid.
+TEST_F(AccountingCacheTest, ExecJoinerIsCounted) {
+  constexpr uint64_t kCalls = 200000;
+  Bundle b(rt);
+  b.config()["annotations"]["org.zrun.accounting.syscalls"] = "true";
+  b.probe({"sleep", "60"});
+  std::string id = rt.new_id("join");
+  start(b, id);
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  uint64_t before = getpid_count(id);
+  EXPECT_LT(before, 50u);
+  RunResult r = rt.exec({"exec", id, "/bin/zrun-probe", "getpid", std::to_string(kCalls)});
+  ASSERT_EQ(r.code, 0) << r;
+  ASSERT_NE(r.out.find("getpid=" + std::to_string(kCalls)), std::string::npos) << r;
+  uint64_t after = getpid_count(id);
+  EXPECT_GE(after, before + kCalls);
+  EXPECT_LT(after, before + kCalls + 50);
+}
+
+// Two containers and the host make getpid calls at the same time, more runnable tasks
+// than CPUs (thousands of switches and CPU migrations): each container counts exactly its
+// own calls; the host's are nobody's.
+TEST_F(AccountingCacheTest, TwoContainersAndTheHostStaySeparate) {
+  constexpr uint64_t kA = 150000, kB = 50000, kHost = 400000;
+  Bundle a(rt), b(rt);
+  std::string ida = rt.new_id("a"), idb = rt.new_id("b");
+  std::string loop_a = "/bin/zrun-probe getpid " + std::to_string(kA);
+  start_counting(a, ida, loop_a + " & " + loop_a + " & wait");
+  start_counting(b, idb, "/bin/zrun-probe getpid " + std::to_string(kB));
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  std::thread host([] {
+    for (uint64_t i = 0; i < kHost; ++i) ::syscall(SYS_getpid);
+  });
+  host.join();
+  ASSERT_TRUE(wait_done(a)) << a.out() << a.err();
+  ASSERT_TRUE(wait_done(b)) << b.out() << b.err();
+  uint64_t na = getpid_count(ida), nb = getpid_count(idb);
+  EXPECT_GE(na, 2 * kA);
+  EXPECT_LT(na, 2 * kA + 50);
+  EXPECT_GE(nb, kB);
+  EXPECT_LT(nb, kB + 50);
+  Json e = ebpf(ida);
+  EXPECT_GT(num(e, {"cpu", "voluntary_switches"}) + num(e, {"cpu", "involuntary_switches"}), 2u)
+      << e.dump(2);
+}
+
+// Many short sleeps: every getpid of the loop follows a switch-in, so every one runs
+// right after sched_switch refilled this CPU's cached status.
+TEST_F(AccountingCacheTest, CountsStayExactAcrossContextSwitches) {
+  constexpr uint64_t kRounds = 2000;
+  Bundle b(rt);
+  std::string id = rt.new_id("sw");
+  start_counting(b, id, "/bin/zrun-probe getpid-sleep " + std::to_string(kRounds));
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  ASSERT_TRUE(wait_done(b)) << b.out() << b.err();
+  ASSERT_NE(b.out().find("getpid_sleep=" + std::to_string(kRounds)), std::string::npos) << b.out();
+  uint64_t n = getpid_count(id);
+  EXPECT_GE(n, kRounds);
+  EXPECT_LT(n, kRounds + 50);
+  Json e = ebpf(id);
+  EXPECT_GE(num(e, {"cpu", "voluntary_switches"}), kRounds) << e.dump(2);
+}
+
+// The container's cgroup2 directory, from the "0::" line of /proc/PID/cgroup ("" if none).
+std::string unified_dir(int pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+  std::string line;
+  std::string base =
+      path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+  while (std::getline(in, line))
+    if (line.rfind("0::", 0) == 0) return base + line.substr(3);
+  return "";
+}
+
+// A running task moved between cgroups (a cgroup.procs write, not a fork) while it spins
+// on the CPU without a syscall, so it may not switch out before its next counted call:
+// the migration's generation bump must invalidate the cached status. A host process is
+// moved into container A, makes kA getpid calls, is moved into container B, makes kB.
+TEST_F(AccountingCacheTest, MigratedRunningTaskIsCountedWhereItIs) {
+  constexpr uint64_t kA = 100000, kB = 30000;
+  Bundle a(rt), b(rt);
+  for (Bundle* x : {&a, &b}) {
+    x->config()["annotations"]["org.zrun.accounting.syscalls"] = "true";
+    x->probe({"sleep", "60"});
+  }
+  std::string ida = rt.new_id("a"), idb = rt.new_id("b");
+  start(a, ida);
+  start(b, idb);
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  std::string cga = unified_dir(rt.state_json(ida).value("pid", 0));
+  std::string cgb = unified_dir(rt.state_json(idb).value("pid", 0));
+  ASSERT_FALSE(cga.empty() || cgb.empty());
+  uint64_t a0 = getpid_count(ida), b0 = getpid_count(idb);
+
+  struct Shared {
+    std::atomic<int> phase, ack;
+  };
+  void* mem =
+      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* sh = new (mem) Shared{};
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    while (sh->phase.load() < 1) {
+    }
+    for (uint64_t i = 0; i < kA; ++i) ::syscall(SYS_getpid);
+    sh->ack.store(1);
+    while (sh->phase.load() < 2) {
+    }
+    for (uint64_t i = 0; i < kB; ++i) ::syscall(SYS_getpid);
+    ::_exit(0);
+  }
+  auto move = [&](const std::string& dir) {
+    int fd = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    std::string p = std::to_string(pid);
+    bool ok = fd >= 0 && ::write(fd, p.data(), p.size()) == static_cast<ssize_t>(p.size());
+    if (fd >= 0) ::close(fd);
+    return ok;
+  };
+  bool moved_a = move(cga);
+  sh->phase.store(1);
+  for (int i = 0; moved_a && i < 3000 && sh->ack.load() == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  bool acked = sh->ack.load() == 1;
+  bool moved_b = acked && move(cgb);
+  sh->phase.store(2);
+  if (!moved_a || !moved_b) ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::munmap(mem, sizeof(Shared));
+  ASSERT_TRUE(moved_a) << "move into " << cga;
+  ASSERT_TRUE(acked);
+  ASSERT_TRUE(moved_b) << "move into " << cgb;
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  uint64_t na = getpid_count(ida) - a0, nb = getpid_count(idb) - b0;
+  EXPECT_GE(na, kA);
+  EXPECT_LT(na, kA + 50);
+  EXPECT_GE(nb, kB);
+  EXPECT_LT(nb, kB + 50);
+}
+
+// Programs loaded by a zrun without the cache generations (no map_gens pinned) while its
+// containers run: this zrun cannot invalidate their caches, so it refuses them like a
+// different layout; delete still cleans up.
+TEST_F(AccountingCacheTest, PinnedMapsWithoutGenerationsAreRefused) {
+  Bundle b(rt);
+  b.probe({"sleep", "60"});
+  std::string id = rt.new_id();
+  start(b, id);
+  if (!bpffs_mounted()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  ASSERT_EQ(::unlink((bpffs() + "/map_gens").c_str()), 0) << strerror(errno);
+  Json st = stats(id);
+  EXPECT_FALSE(st["accounting"].value("enabled", true)) << st.dump(2);
+  EXPECT_NE(st["accounting"].value("reason", "").find("loaded by another zrun version"),
+            std::string::npos)
+      << st.dump(2);
+  EXPECT_EQ(rt.del(id, true).code, 0);
+  EXPECT_FALSE(bpffs_mounted());
+  EXPECT_EQ(leftovers(rt, b, id), "");
 }
 
 }  // namespace
