@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -23,12 +24,14 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/btf.h>
 
 #include "accounting.skel.h"
 #ifdef ZRUN_HAVE_MIN_BTF
 #include "accounting_min_btf.h"
 #endif
 #include "cgroups/bpf/accounting_shared.h"
+#include "cgroups/btf_scan.h"
 #endif
 
 namespace zrun::cg::acct {
@@ -194,8 +197,11 @@ struct SkelDeleter {
 // The build host's BTF reduced to what the programs use, in a memfd, when we run on the
 // kernel it was made from (same /proc/version); else an invalid fd: libbpf then uses the
 // kernel's own BTF (slower to relocate against, always right).
+// ZRUN_ACCOUNTING_BTF=kernel forces the other path (tests, debugging).
 UniqueFd min_btf() {
 #ifdef ZRUN_HAVE_MIN_BTF
+  if (const char* e = std::getenv("ZRUN_ACCOUNTING_BTF"); e && std::string_view(e) == "kernel")
+    return UniqueFd();
   auto v = base::read_file("/proc/version");
   if (!v || base::trim(*v) != kZrunMinBtfKernel) return UniqueFd();
   UniqueFd fd(static_cast<int>(::memfd_create("zrun-btf", MFD_CLOEXEC)));
@@ -208,29 +214,53 @@ UniqueFd min_btf() {
 #endif
 }
 
-// The kernel type ids of the structs the programs cast pointers to (bpf_rdonly_cast):
-// the build host's with its reduced BTF, else looked up in the kernel's BTF.
-Result<void> set_btf_ids(accounting& skel, bool build_host_kernel) {
+// The kernel's BTF ids the programs need: the structs they cast pointers to and the
+// bpf_rdonly_cast() kfunc they call. The build host's when running on its kernel (with its
+// reduced BTF), else found by one quick scan of the kernel's BTF (btf_scan.h) — not
+// btf__load_vmlinux_btf(), which parses and indexes all ~6 MB of it (~25 ms).
+struct KernelIds {
+  uint32_t task_struct, sock, bio, rdonly_cast;
+};
+
+Result<KernelIds> kernel_ids(bool build_host_kernel) {
 #ifdef ZRUN_HAVE_MIN_BTF
-  if (build_host_kernel) {
-    skel.rodata->task_struct_btf_id = kZrunBtfId_task_struct;
-    skel.rodata->sock_btf_id = kZrunBtfId_sock;
-    skel.rodata->bio_btf_id = kZrunBtfId_bio;
-    return base::ok();
-  }
+  if (build_host_kernel)
+    return KernelIds{kZrunBtfId_task_struct, kZrunBtfId_sock, kZrunBtfId_bio,
+                     kZrunBtfId_bpf_rdonly_cast};
 #else
   (void)build_host_kernel;
 #endif
-  std::unique_ptr<btf, void (*)(btf*)> vmlinux(btf__load_vmlinux_btf(), btf__free);
-  if (!vmlinux) return base::sys_error("load the kernel's BTF");
-  std::pair<const char*, volatile uint32_t*> ids[] = {
-      {"task_struct", &skel.rodata->task_struct_btf_id},
-      {"sock", &skel.rodata->sock_btf_id},
-      {"bio", &skel.rodata->bio_btf_id}};
-  for (auto [name, out] : ids) {
-    int id = btf__find_by_name_kind(vmlinux.get(), name, BTF_KIND_STRUCT);
-    if (id <= 0) return base::make_error(std::string("kernel BTF has no struct `") + name + "`");
-    *out = static_cast<uint32_t>(id);
+  const btf::Wanted wanted[] = {{"task_struct", BTF_KIND_STRUCT},
+                                {"sock", BTF_KIND_STRUCT},
+                                {"bio", BTF_KIND_STRUCT},
+                                {"bpf_rdonly_cast", BTF_KIND_FUNC}};
+  auto ids = ZRUN_TRY(btf::find_ids_in_file("/sys/kernel/btf/vmlinux", wanted));
+  return KernelIds{ids[0], ids[1], ids[2], ids[3]};
+}
+
+// The programs call bpf_rdonly_cast() as a helper with a placeholder id (accounting.bpf.c):
+// turn each such call into a call of the kfunc (BTF id `id` in vmlinux: off 0). Before the
+// load, on the programs' own instructions (libbpf relocates after this; the instruction
+// count is unchanged).
+Result<void> patch_kfunc_calls(bpf_object* obj, uint32_t id) {
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, obj) {
+    const bpf_insn* insns = bpf_program__insns(prog);
+    size_t n = bpf_program__insn_cnt(prog);
+    std::vector<bpf_insn> patched(insns, insns + n);
+    bool changed = false;
+    for (auto& insn : patched) {
+      if (insn.code == (BPF_JMP | BPF_CALL) && insn.src_reg == 0 &&
+          insn.imm == ZRUN_ACCT_KFUNC_RDONLY_CAST) {
+        insn.src_reg = BPF_PSEUDO_KFUNC_CALL;
+        insn.off = 0;
+        insn.imm = static_cast<int32_t>(id);
+        changed = true;
+      }
+    }
+    if (changed && bpf_program__set_insns(prog, patched.data(), n) != 0)
+      return base::sys_error(std::string("patch the kfunc calls of `") + bpf_program__name(prog) +
+                             "`");
   }
   return base::ok();
 }
@@ -258,7 +288,11 @@ Result<void> load_and_pin(const std::string& dir) {
   LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf ? btf_path.c_str() : nullptr);
   std::unique_ptr<accounting, SkelDeleter> skel(accounting__open_opts(&open_opts));
   if (!skel) return base::sys_error("open the accounting BPF object");
-  ZRUN_TRY(set_btf_ids(*skel, static_cast<bool>(btf)));
+  KernelIds ids = ZRUN_TRY_CTX(kernel_ids(static_cast<bool>(btf)), "find the kernel's BTF ids");
+  skel->rodata->task_struct_btf_id = ids.task_struct;
+  skel->rodata->sock_btf_id = ids.sock;
+  skel->rodata->bio_btf_id = ids.bio;
+  ZRUN_TRY(patch_kfunc_calls(skel->obj, ids.rdonly_cast));
   // Only what default accounting needs is auto-attached below; sys_enter is opt-in.
   if (int err = accounting__load(skel.get()); err)
     return base::sys_error("load the accounting BPF programs", -err);

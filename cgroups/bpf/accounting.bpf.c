@@ -99,10 +99,17 @@ struct {
   __type(value, struct zrun_acct_sys_row);
 } syscalls SEC(".maps");
 
-// Inlined by the verifier into a register move; loads through the result are plain loads
-// with an exception-table entry (BPF_PROBE_MEM), instead of one bpf_probe_read_kernel()
-// call per field (raw_tracepoint arguments are untrusted pointers).
-extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym;
+// The bpf_rdonly_cast() kfunc: inlined by the verifier into a register move; loads through
+// the result are plain loads with an exception-table entry (BPF_PROBE_MEM), instead of one
+// bpf_probe_read_kernel() call per field (raw_tracepoint arguments are untrusted pointers).
+// Not declared as a libbpf `__ksym` extern: libbpf would load and index the kernel's whole
+// BTF (~6 MB, ~28 ms) at every load to resolve it. Called as a "helper" with an id no
+// kernel has (clang emits `call ZRUN_ACCT_KFUNC_RDONLY_CAST`); before the load the loader
+// rewrites these calls into kfunc calls (src_reg BPF_PSEUDO_KFUNC_CALL, imm = the kfunc's
+// BTF id in the running kernel: the build host's, or found by a quick scan of the kernel's
+// BTF, cgroups/btf_scan.cc). An unpatched call fails the load (no such helper).
+static void* (*const bpf_rdonly_cast)(const void* obj, __u32 btf_id) = (void*)
+    ZRUN_ACCT_KFUNC_RDONLY_CAST;
 
 // The kernel's BTF type ids of the structs cast to, set by the loader before the load
 // (constants for the verifier: .rodata is frozen). Not bpf_core_type_id_kernel(): the

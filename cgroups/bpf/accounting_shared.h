@@ -20,6 +20,11 @@
 #define ZRUN_ACCT_MAX_SYSCALL 512
 #define ZRUN_ACCT_SYS_SLOTS 64
 
+// The placeholder helper id the programs call bpf_rdonly_cast() by; the loader patches
+// each such call into a call of the kfunc before the load (accounting.bpf.c). No kernel
+// helper has this id: an unpatched program fails to load.
+#define ZRUN_ACCT_KFUNC_RDONLY_CAST 0x7a520001
+
 // Value of the `tracked` map (key: cgroup id in the unified hierarchy).
 struct zrun_acct_tracked {
   __u32 slot;

@@ -647,3 +647,34 @@ TEST_F(AccountingCacheTest, PinnedMapsWithoutGenerationsAreRefused) {
 
 }  // namespace
 }  // namespace zrun::test
+
+namespace zrun::test {
+namespace {
+
+// Off the build host's kernel the loader relocates against the kernel's own BTF and finds
+// the kfunc's and structs' ids by scanning it (cgroups/btf_scan.cc); ZRUN_ACCOUNTING_BTF=
+// kernel takes that path here. The programs must load and count as with the embedded ids.
+TEST_F(AccountingTest, KernelBtfPathLoadsAndCounts) {
+  constexpr uint64_t kExecs = 5;
+  Bundle b(rt);
+  b.probe({"execn", std::to_string(kExecs)});
+  b.save();
+  std::string id = rt.new_id();
+  RunResult r =
+      rt.exec({"create", "--bundle", b.path(), id}, {.stdout_path = b.out_path(),
+                                                     .stderr_path = b.err_path(),
+                                                     .env = {"ZRUN_ACCOUNTING_BTF=kernel"}});
+  ASSERT_EQ(r.code, 0) << r;
+  r = rt.start(id);
+  ASSERT_EQ(r.code, 0) << r;
+  ASSERT_EQ(rt.wait_status(id, "stopped", 30s), "stopped") << b.out() << b.err();
+  EXPECT_EQ(b.err().find("accounting"), std::string::npos) << b.err();  // no load warning
+  Json e = ebpf(id);
+  SKIP_IF_COMPILED_OUT(e);
+  EXPECT_GE(num(e, {"processes", "execs"}), kExecs + 1) << e.dump(2);
+  EXPECT_LT(num(e, {"processes", "execs"}), kExecs + 4) << e.dump(2);
+  EXPECT_GT(num(e, {"cpu", "oncpu_ns"}), 0u) << e.dump(2);
+}
+
+}  // namespace
+}  // namespace zrun::test
