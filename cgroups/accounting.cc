@@ -197,11 +197,17 @@ struct SkelDeleter {
 // The build host's BTF reduced to what the programs use, in a memfd, when we run on the
 // kernel it was made from (same /proc/version); else an invalid fd: libbpf then uses the
 // kernel's own BTF (slower to relocate against, always right).
-// ZRUN_ACCOUNTING_BTF=kernel forces the other path (tests, debugging).
+// ZRUN_ACCOUNTING_BTF (tests, debugging): `kernel` takes the path of other kernels
+// (relocate against the kernel's BTF, ids by scanning it); a file path uses that BTF for
+// both (it must describe the running kernel). Null when unset.
+const char* btf_override() {
+  const char* e = std::getenv("ZRUN_ACCOUNTING_BTF");
+  return e && *e ? e : nullptr;
+}
+
 UniqueFd min_btf() {
 #ifdef ZRUN_HAVE_MIN_BTF
-  if (const char* e = std::getenv("ZRUN_ACCOUNTING_BTF"); e && std::string_view(e) == "kernel")
-    return UniqueFd();
+  if (btf_override()) return UniqueFd();
   auto v = base::read_file("/proc/version");
   if (!v || base::trim(*v) != kZrunMinBtfKernel) return UniqueFd();
   UniqueFd fd(static_cast<int>(::memfd_create("zrun-btf", MFD_CLOEXEC)));
@@ -222,7 +228,7 @@ struct KernelIds {
   uint32_t task_struct, sock, bio, rdonly_cast;
 };
 
-Result<KernelIds> kernel_ids(bool build_host_kernel) {
+Result<KernelIds> kernel_ids(bool build_host_kernel, const std::string& kernel_btf) {
 #ifdef ZRUN_HAVE_MIN_BTF
   if (build_host_kernel)
     return KernelIds{kZrunBtfId_task_struct, kZrunBtfId_sock, kZrunBtfId_bio,
@@ -234,7 +240,7 @@ Result<KernelIds> kernel_ids(bool build_host_kernel) {
                                 {"sock", BTF_KIND_STRUCT},
                                 {"bio", BTF_KIND_STRUCT},
                                 {"bpf_rdonly_cast", BTF_KIND_FUNC}};
-  auto ids = ZRUN_TRY(btf::find_ids_in_file("/sys/kernel/btf/vmlinux", wanted));
+  auto ids = ZRUN_TRY(btf::find_ids_in_file(kernel_btf, wanted));
   return KernelIds{ids[0], ids[1], ids[2], ids[3]};
 }
 
@@ -285,10 +291,15 @@ Result<void> load_and_pin(const std::string& dir) {
   quiet_libbpf();
   UniqueFd btf = min_btf();
   std::string btf_path = btf ? "/proc/self/fd/" + std::to_string(btf.get()) : "";
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = btf ? btf_path.c_str() : nullptr);
+  std::string kernel_btf = "/sys/kernel/btf/vmlinux";
+  if (const char* o = btf_override(); o && std::string_view(o) != "kernel")
+    btf_path = kernel_btf = o;
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts,
+              .btf_custom_path = btf_path.empty() ? nullptr : btf_path.c_str());
   std::unique_ptr<accounting, SkelDeleter> skel(accounting__open_opts(&open_opts));
   if (!skel) return base::sys_error("open the accounting BPF object");
-  KernelIds ids = ZRUN_TRY_CTX(kernel_ids(static_cast<bool>(btf)), "find the kernel's BTF ids");
+  KernelIds ids =
+      ZRUN_TRY_CTX(kernel_ids(static_cast<bool>(btf), kernel_btf), "find the kernel's BTF ids");
   skel->rodata->task_struct_btf_id = ids.task_struct;
   skel->rodata->sock_btf_id = ids.sock;
   skel->rodata->bio_btf_id = ids.bio;

@@ -2,6 +2,8 @@
 // with known work and with the cgroup's own counters, stay per container, and nothing
 // pinned or mounted is left after the last delete. Tolerances are generous where the
 // machine's noise matters (2 shared cores), exact where the work is exact.
+#include "cgroups/accounting.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -674,6 +676,33 @@ TEST_F(AccountingTest, KernelBtfPathLoadsAndCounts) {
   EXPECT_GE(num(e, {"processes", "execs"}), kExecs + 1) << e.dump(2);
   EXPECT_LT(num(e, {"processes", "execs"}), kExecs + 4) << e.dump(2);
   EXPECT_GT(num(e, {"cpu", "oncpu_ns"}), 0u) << e.dump(2);
+}
+
+// A BTF the loader cannot use (here garbage): accounting is off for the container with a
+// warning naming the cause, the container runs, nothing stays loaded or mounted.
+TEST_F(AccountingTest, UnusableBtfDegradesToAWarning) {
+  if (!cg::acct::compiled_in()) GTEST_SKIP() << "zrun was built without eBPF accounting";
+  TempDir tmp("zrun-it-btf");
+  std::string bad = tmp.path() + "/garbage.btf";
+  write_file(bad, std::string(4096, 'x'));
+  Bundle b(rt);
+  b.probe({"execn", "2"});
+  b.save();
+  std::string id = rt.new_id();
+  RunResult r =
+      rt.exec({"create", "--bundle", b.path(), id}, {.stdout_path = b.out_path(),
+                                                     .stderr_path = b.err_path(),
+                                                     .env = {"ZRUN_ACCOUNTING_BTF=" + bad}});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_NE(b.err().find("eBPF accounting off"), std::string::npos) << b.err();
+  EXPECT_NE(b.err().find("not BTF"), std::string::npos) << b.err();
+  EXPECT_FALSE(bpffs_mounted());
+  r = rt.start(id);
+  ASSERT_EQ(r.code, 0) << r;
+  ASSERT_EQ(rt.wait_status(id, "stopped", 30s), "stopped") << b.out() << b.err();
+  EXPECT_NE(b.out().find("execn=done"), std::string::npos) << b.out() << b.err();
+  Json s = stats(id);
+  EXPECT_TRUE(s["ebpf"].is_null()) << s.dump(2);
 }
 
 }  // namespace
