@@ -107,9 +107,11 @@ struct {
 // kernel has (clang emits `call ZRUN_ACCT_KFUNC_RDONLY_CAST`); before the load the loader
 // rewrites these calls into kfunc calls (src_reg BPF_PSEUDO_KFUNC_CALL, imm = the kfunc's
 // BTF id in the running kernel: the build host's, or found by a quick scan of the kernel's
-// BTF, cgroups/btf_scan.cc). An unpatched call fails the load (no such helper).
-static void* (*const bpf_rdonly_cast)(const void* obj, __u32 btf_id) = (void*)
-    ZRUN_ACCT_KFUNC_RDONLY_CAST;
+// BTF, cgroups/btf_scan.cc). An unpatched call fails the load (no such helper). The loader
+// patches the programs' own instructions only: keep every function that calls it
+// __always_inline (a .text subprogram's calls would stay unpatched).
+static void* (*const bpf_rdonly_cast)(const void* obj,
+                                      __u32 btf_id) = (void*)ZRUN_ACCT_KFUNC_RDONLY_CAST;
 
 // The kernel's BTF type ids of the structs cast to, set by the loader before the load
 // (constants for the verifier: .rodata is frozen). Not bpf_core_type_id_kernel(): the
