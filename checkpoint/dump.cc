@@ -541,26 +541,15 @@ std::vector<std::pair<std::string, uint64_t>> vdso_layout(const std::vector<Vma>
 
 // Host and domain name of `pid`'s UTS namespace: read by a child that joins it.
 Result<std::pair<std::string, std::string>> uts_names(pid_t pid) {
-  auto ns = ZRUN_TRY(base::open_file(proc(pid, "ns/uts"), O_RDONLY));
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) return base::sys_error("pipe");
-  base::UniqueFd rd(p[0]), wr(p[1]);
-  pid_t child = ::fork();
-  if (child < 0) return base::sys_error("fork");
-  if (child == 0) {
-    struct utsname u {};
-    if (::setns(ns.get(), CLONE_NEWUTS) < 0 || ::uname(&u) < 0) ::_exit(1);
-    std::string out = std::string(u.nodename) + '\n' + u.domainname;
-    ssize_t n = ::write(wr.get(), out.data(), out.size());
-    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
-  }
-  wr.reset();
-  auto text = base::read_fd(rd.get());
-  int st = ZRUN_TRY(base::wait_pid(child));
-  if (!text || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-    return base::make_error("read the container's hostname");
-  auto nl = text->find('\n');
-  return std::make_pair(text->substr(0, nl), nl == std::string::npos ? "" : text->substr(nl + 1));
+  auto text = ZRUN_TRY_CTX(in_namespace_of(pid, "uts", CLONE_NEWUTS,
+                                           []() -> Result<std::string> {
+                                             struct utsname u {};
+                                             if (::uname(&u) < 0) return base::sys_error("uname");
+                                             return std::string(u.nodename) + '\n' + u.domainname;
+                                           }),
+                           "read the container's hostname");
+  auto nl = text.find('\n');
+  return std::make_pair(text.substr(0, nl), nl == std::string::npos ? "" : text.substr(nl + 1));
 }
 
 // Parents before children, siblings by vpid.

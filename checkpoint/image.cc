@@ -119,24 +119,6 @@ void from_json(const Json& j, ObjectImage& o) {
 
 namespace {
 
-Json pending_json(const std::vector<PendingSignal>& v) {
-  Json a = Json::array();
-  for (auto& p : v) a.push_back({{"shared", p.shared}, {"siginfo", to_hex(p.info)}});
-  return a;
-}
-
-Result<std::vector<PendingSignal>> pending_from(const Json& a) {
-  std::vector<PendingSignal> out;
-  for (auto& e : a) {
-    PendingSignal p;
-    p.shared = e.at("shared");
-    p.info = ZRUN_TRY(from_hex(e.at("siginfo").get<std::string>()));
-    if (p.info.size() != 128) return base::make_error("bad siginfo size");
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
 Result<uint64_t> parse_hex64(const std::string& s) {
   uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
@@ -145,234 +127,385 @@ Result<uint64_t> parse_hex64(const std::string& s) {
   return v;
 }
 
-// A page run: {"start", "len", "file": "self", "offset", "hash"} or {"start", "len",
-// "file": "parent"}.
-Json run_json(const PageRunImage& r) {
-  Json e = {{"start", r.start}, {"len", r.len}, {"file", r.parent ? "parent" : "self"}};
-  if (!r.parent) {
-    e["offset"] = r.offset;
-    e["hash"] = hex64(r.hash);
-  }
-  return e;
+// A failed check while reading: thrown inside the readers, turned into an Error by
+// task_from_json/manifest_from_json (nlohmann reports its own errors the same way).
+[[noreturn]] void bad(const std::string& what) { throw std::runtime_error(what); }
+
+template <class T>
+T must(Result<T> r) {
+  if (!r) bad(r.error().text());
+  return std::move(*r);
 }
 
-Result<PageRunImage> run_from(const Json& e) {
-  PageRunImage r;
-  r.start = e.at("start");
-  r.len = e.at("len");
-  std::string file = e.at("file");
-  if (file != "self" && file != "parent") return base::make_error("bad page run file");
-  r.parent = file == "parent";
-  if (!r.parent) {
-    r.offset = e.at("offset");
-    r.hash = ZRUN_TRY(parse_hex64(e.at("hash").get<std::string>()));
+// Field wrappers for the encodings that are not plain JSON values. S is const when
+// writing, mutable when reading.
+template <class S>
+struct Hex {  // a byte string as hex
+  S& s;
+};
+template <class S>
+Hex(S&) -> Hex<S>;
+template <class S>
+struct HexWord {  // a 64-bit word as 16 hex digits
+  S& v;
+};
+template <class S>
+HexWord(S&) -> HexWord<S>;
+template <class S>
+struct Blob {  // the raw bytes of a fixed-size struct (user_regs_struct) as hex
+  S& v;
+};
+template <class S>
+Blob(S&) -> Blob<S>;
+
+// Each image structure lists its fields once, in `fields(io, x)`; the Writer stores them
+// into a JSON object and the Reader loads them back, so the two directions cannot drift.
+class Writer {
+ public:
+  explicit Writer(Json& j) : j_(j) {}
+  template <class T>
+  void operator()(const char* name, const T& v) {
+    j_[name] = v;
   }
+  template <class S>
+  void operator()(const char* name, Hex<S> h) {
+    j_[name] = to_hex(h.s);
+  }
+  template <class S>
+  void operator()(const char* name, HexWord<S> h) {
+    j_[name] = hex64(h.v);
+  }
+  template <class S>
+  void operator()(const char* name, Blob<S> b) {
+    j_[name] = to_hex(std::string_view(reinterpret_cast<const char*>(&b.v), sizeof(b.v)));
+  }
+  // Two words as a JSON pair [a, b].
+  template <class A, class B>
+  void pair(const char* name, const A& a, const B& b) {
+    j_[name] = {a, b};
+  }
+  // A list of (text, word) pairs as objects {k1: text, k2: word}.
+  void pairs(const char* name, const std::vector<std::pair<std::string, uint64_t>>& v,
+             const char* k1, const char* k2) {
+    Json a = Json::array();
+    for (auto& [s, n] : v) a.push_back({{k1, s}, {k2, n}});
+    j_[name] = a;
+  }
+  // A nested object.
+  template <class F>
+  void object(const char* name, F&& f) {
+    Writer w(j_[name]);
+    f(w);
+  }
+  // Fields written only when `present` (optional parts; a reader sees them by `key` and
+  // sets `present` when it is a bool of the structure).
+  template <class F>
+  void optional(const char* key, bool present, F&& f) {
+    (void)key;
+    if (present) f(*this);
+  }
+  // A value with its own nlohmann (plain json) conversion.
+  template <class T>
+  void plain(const char* name, const T& v) {
+    j_[name] = Json(nlohmann::json(v));
+  }
+  // A JSON document kept as text in the structure ("" is null).
+  void document(const char* name, const std::string& text) {
+    j_[name] = text.empty() ? Json() : Json::parse(text);
+  }
+
+ private:
+  Json& j_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const Json& j) : j_(j) {}
+  template <class T>
+  void operator()(const char* name, T& v) {
+    v = j_.at(name).template get<T>();
+  }
+  void operator()(const char* name, Hex<std::string> h) {
+    h.s = must(from_hex(j_.at(name).get<std::string>()));
+  }
+  void operator()(const char* name, HexWord<uint64_t> h) {
+    h.v = must(parse_hex64(j_.at(name).get<std::string>()));
+  }
+  template <class S>
+  void operator()(const char* name, Blob<S> b) {
+    auto bytes = must(from_hex(j_.at(name).get<std::string>()));
+    if (bytes.size() != sizeof(b.v)) bad(std::string("bad size of `") + name + "`");
+    std::memcpy(&b.v, bytes.data(), sizeof(b.v));
+  }
+  template <class A, class B>
+  void pair(const char* name, A& a, B& b) {
+    a = j_.at(name).at(0).template get<A>();
+    b = j_.at(name).at(1).template get<B>();
+  }
+  void pairs(const char* name, std::vector<std::pair<std::string, uint64_t>>& v, const char* k1,
+             const char* k2) {
+    for (auto& e : j_.at(name)) v.emplace_back(e.at(k1), e.at(k2));
+  }
+  template <class F>
+  void object(const char* name, F&& f) {
+    Reader r(j_.at(name));
+    f(r);
+  }
+  template <class B, class F>
+  void optional(const char* key, B&& present, F&& f) {
+    bool has = j_.contains(key);
+    if constexpr (std::is_same_v<B, bool&>) present = has;
+    if (has) f(*this);
+  }
+  template <class T>
+  void plain(const char* name, T& v) {
+    v = nlohmann::json(j_.at(name)).get<T>();
+  }
+  void document(const char* name, std::string& text) {
+    auto& v = j_.at(name);
+    text = v.is_null() ? "" : v.dump();
+  }
+
+ private:
+  const Json& j_;
+};
+
+// Assigns when reading (the structure is mutable), nothing when writing.
+template <class T, class V>
+void set(T& field, V value) {
+  if constexpr (!std::is_const_v<T>) field = value;
+}
+
+// Per-thread state, shared by a process's leader (TaskImage) and its other threads.
+template <class Io, class T>
+void thread_fields(Io& io, T& x) {
+  io("comm", x.comm);
+  io("regs", Blob{x.regs});
+  io("fpu", Hex{x.fpu});
+  io("sigmask", x.sigmask);
+  io("pending", x.pending);
+  io.object("rseq", [&](Io& o) {
+    o("ptr", x.rseq_ptr);
+    o("len", x.rseq_len);
+    o("sig", x.rseq_sig);
+  });
+  io.pair("robust_list", x.robust_list, x.robust_len);
+  io("clear_tid", x.clear_tid);
+}
+
+template <class Io, class T>
+void fields(Io& io, T& x) {
+  using V = std::remove_const_t<T>;
+  if constexpr (std::is_same_v<V, PendingSignal>) {
+    io("shared", x.shared);
+    io("siginfo", Hex{x.info});
+  } else if constexpr (std::is_same_v<V, VmaImage>) {
+    io("start", x.start);
+    io("end", x.end);
+    io("perms", x.perms);
+    io("path", x.path);
+    io("offset", x.offset);
+    io("name", x.name);
+    io.optional("shmid", x.shmid >= 0, [&](Io& o) { o("shmid", x.shmid); });
+    io.optional("object", !x.object.empty(), [&](Io& o) { o("object", x.object); });
+    // All the bytes in this image ("self"), or page runs ("runs": an older reader stops at
+    // this "file" with an error instead of restoring zeros).
+    io.optional("pages", x.pages || !x.runs.empty(), [&](Io& o) {
+      o.object("pages", [&](Io& p) {
+        std::string file = x.pages ? "self" : "runs";
+        p("file", file);
+        if (file == "self") {
+          set(x.pages, true);
+          p("offset", x.page_offset);
+          p("hash", HexWord{x.hash});
+        } else if (file != "runs") {
+          bad("bad pages entry");
+        }
+      });
+    });
+    io.optional("runs", !x.pages && !x.runs.empty(), [&](Io& o) { o("runs", x.runs); });
+  } else if constexpr (std::is_same_v<V, PageRunImage>) {
+    io("start", x.start);
+    io("len", x.len);
+    std::string file = x.parent ? "parent" : "self";  // "parent": bytes in the parent image
+    io("file", file);
+    if (file != "self" && file != "parent") bad("bad page run file");
+    set(x.parent, file == "parent");
+    if (file == "self") {
+      io("offset", x.offset);
+      io("hash", HexWord{x.hash});
+    }
+  } else if constexpr (std::is_same_v<V, FdImage>) {
+    io("fd", x.fd);
+    io("kind", x.kind);
+    io("path", x.path);
+    io("flags", x.flags);
+    io("pos", x.pos);
+    io("cloexec", x.cloexec);
+    bool pipe = x.pipe_size != 0;
+    io.optional("pipe_size", pipe, [&](Io& o) {
+      o("pipe_size", x.pipe_size);
+      o("data", Hex{x.data});
+    });
+  } else if constexpr (std::is_same_v<V, ThreadImage>) {
+    io("vtid", x.vtid);
+    thread_fields(io, x);
+  } else if constexpr (std::is_same_v<V, TaskImage>) {
+    io("vpid", x.vpid);
+    io("ppid", x.ppid);
+    io("pgid", x.pgid);
+    io("sid", x.sid);
+    thread_fields(io, x);
+    io("sigactions", x.sigactions);
+    io.object("mm", [&](Io& o) {
+      o("start_code", x.start_code);
+      o("end_code", x.end_code);
+      o("start_data", x.start_data);
+      o("end_data", x.end_data);
+      o("start_brk", x.start_brk);
+      o("brk", x.brk);
+      o("start_stack", x.start_stack);
+      o("arg_start", x.arg_start);
+      o("arg_end", x.arg_end);
+      o("env_start", x.env_start);
+      o("env_end", x.env_end);
+      o("auxv", Hex{x.auxv});
+    });
+    io("umask", x.umask);
+    io("cwd", x.cwd);
+    io("exe", x.exe);
+    io.object("creds", [&](Io& o) {
+      o("uids", x.uids);
+      o("gids", x.gids);
+      o("groups", x.groups);
+      o("cap_inh", x.cap_inh);
+      o("cap_prm", x.cap_prm);
+      o("cap_eff", x.cap_eff);
+      o("cap_bnd", x.cap_bnd);
+      o("cap_amb", x.cap_amb);
+      o("no_new_privs", x.no_new_privs);
+      o("seccomp", x.seccomp);
+    });
+    io("rlimits", x.rlimits);
+    io("vmas", x.vmas);
+    io("fds", x.fds);
+    io("threads", x.threads);
+    io.optional("objects", !x.objects.empty(), [&](Io& o) { o("objects", x.objects); });
+    io.optional("exe_object", !x.exe_object.empty(), [&](Io& o) { o("exe_object", x.exe_object); });
+    io.optional("track", x.track_fd >= 0, [&](Io& o) {
+      o.object("track", [&](Io& p) {
+        p("fd", x.track_fd);
+        p("start_time", x.track_start);
+      });
+    });
+  } else if constexpr (std::is_same_v<V, TaskRef>) {
+    io("vpid", x.vpid);
+    io("ppid", x.ppid);
+    io("pgid", x.pgid);
+    io("sid", x.sid);
+    io("file", x.file);
+    io("hash", HexWord{x.hash});
+  } else if constexpr (std::is_same_v<V, Manifest>) {
+    io("format", x.format);
+    std::string arch = "x86_64";
+    io("arch", arch);
+    if (arch != "x86_64") bad("image is not for x86_64");
+    io("kernel", x.kernel);
+    io("xcr0", HexWord{x.xcr0});
+    io.pairs("vdso", x.vdso, "name", "size");
+    io("id", x.id);
+    io.document("config", x.config);
+    io.document("cgroup", x.cgroup);
+    io.object("uts", [&](Io& o) {
+      o("hostname", x.hostname);
+      o("domainname", x.domainname);
+    });
+    io("tasks", x.tasks);
+    io.optional("ipc", !x.ipc.empty(), [&](Io& o) { o.document("ipc", x.ipc); });
+    io.optional("cgroup_mode", !x.cgroup_mode.empty(),
+                [&](Io& o) { o("cgroup_mode", x.cgroup_mode); });
+    io.optional("tty", !x.tty.slave.empty(), [&](Io& o) { o.plain("tty", x.tty); });
+    io.optional("pre_dump", x.pre_dump, [&](Io& o) { o("pre_dump", x.pre_dump); });
+    io.optional("init_start_time", x.init_start != 0,
+                [&](Io& o) { o("init_start_time", x.init_start); });
+    io.optional("parent", !x.parent.empty(), [&](Io& o) {
+      o.object("parent", [&](Io& p) {
+        p("path", x.parent);
+        p("hash", HexWord{x.parent_hash});
+      });
+    });
+  } else {
+    static_assert(sizeof(V) == 0, "no field list for this type");
+  }
+}
+
+// Checks a Reader cannot express as a field.
+void validate(const PageRunImage& r) {
   if (r.len == 0 || r.start % kPageSize || r.len % kPageSize || r.start + r.len < r.start)
-    return base::make_error("bad page run");
-  return r;
+    bad("bad page run");
 }
+void validate(const PendingSignal& p) {
+  if (p.info.size() != 128) bad("bad siginfo size");
+}
+void validate(const VmaImage& v) {
+  if (v.perms.size() != 4 || v.end <= v.start) bad("bad mapping entry");
+  for (size_t i = 0; i < v.runs.size(); i++) {
+    auto& r = v.runs[i];
+    if (r.start < v.start || r.start + r.len > v.end ||
+        (i && r.start < v.runs[i - 1].start + v.runs[i - 1].len))
+      bad("bad page run");
+  }
+}
+void validate(const TaskImage& t) {
+  if (t.uids.size() != 4 || t.gids.size() != 4) bad("bad credentials");
+}
+void validate(const TaskRef& r) {
+  if (r.file.find('/') != std::string::npos) bad("bad task file name");
+}
+template <class T>
+void validate(const T&) {}
 
-Json regs_json(const user_regs_struct& r) {
-  return to_hex(std::string_view(reinterpret_cast<const char*>(&r), sizeof(r)));
+template <class T>
+void store(Json& j, const T& x) {
+  Writer w(j);
+  fields(w, x);
+}
+template <class T>
+void load(const Json& j, T& x) {
+  Reader r(j);
+  fields(r, x);
+  validate(x);
 }
 
 }  // namespace
 
+// nlohmann's hooks (found by ADL) for the image structures.
+void to_json(Json& j, const PendingSignal& x) { store(j, x); }
+void from_json(const Json& j, PendingSignal& x) { load(j, x); }
+void to_json(Json& j, const VmaImage& x) { store(j, x); }
+void from_json(const Json& j, VmaImage& x) { load(j, x); }
+void to_json(Json& j, const FdImage& x) { store(j, x); }
+void from_json(const Json& j, FdImage& x) { load(j, x); }
+void to_json(Json& j, const ThreadImage& x) { store(j, x); }
+void from_json(const Json& j, ThreadImage& x) { load(j, x); }
+void to_json(Json& j, const PageRunImage& x) { store(j, x); }
+void from_json(const Json& j, PageRunImage& x) { load(j, x); }
+void to_json(Json& j, const TaskRef& x) { store(j, x); }
+void from_json(const Json& j, TaskRef& x) { load(j, x); }
+// A signal action is the kernel's four words, [handler, flags, restorer, mask].
+void to_json(Json& j, const SigactionImage& a) { j = {a.handler, a.flags, a.restorer, a.mask}; }
+void from_json(const Json& j, SigactionImage& a) { a = {j.at(0), j.at(1), j.at(2), j.at(3)}; }
+
 std::string task_to_json(const TaskImage& t) {
   Json j;
-  j["vpid"] = t.vpid;
-  j["ppid"] = t.ppid;
-  j["pgid"] = t.pgid;
-  j["sid"] = t.sid;
-  j["comm"] = t.comm;
-  j["regs"] = regs_json(t.regs);
-  j["fpu"] = to_hex(t.fpu);
-  j["sigmask"] = t.sigmask;
-  j["pending"] = pending_json(t.pending);
-  Json sa = Json::array();
-  for (auto& a : t.sigactions) sa.push_back({a.handler, a.flags, a.restorer, a.mask});
-  j["sigactions"] = sa;
-  j["mm"] = {
-      {"start_code", t.start_code},   {"end_code", t.end_code},   {"start_data", t.start_data},
-      {"end_data", t.end_data},       {"start_brk", t.start_brk}, {"brk", t.brk},
-      {"start_stack", t.start_stack}, {"arg_start", t.arg_start}, {"arg_end", t.arg_end},
-      {"env_start", t.env_start},     {"env_end", t.env_end},     {"auxv", to_hex(t.auxv)}};
-  j["rseq"] = {{"ptr", t.rseq_ptr}, {"len", t.rseq_len}, {"sig", t.rseq_sig}};
-  j["robust_list"] = {t.robust_list, t.robust_len};
-  j["clear_tid"] = t.clear_tid;
-  j["umask"] = t.umask;
-  j["cwd"] = t.cwd;
-  j["exe"] = t.exe;
-  j["creds"] = {{"uids", t.uids},       {"gids", t.gids},       {"groups", t.groups},
-                {"cap_inh", t.cap_inh}, {"cap_prm", t.cap_prm}, {"cap_eff", t.cap_eff},
-                {"cap_bnd", t.cap_bnd}, {"cap_amb", t.cap_amb}, {"no_new_privs", t.no_new_privs},
-                {"seccomp", t.seccomp}};
-  Json rl = Json::array();
-  for (auto& [cur, max] : t.rlimits) rl.push_back({cur, max});
-  j["rlimits"] = rl;
-  Json vm = Json::array();
-  for (auto& v : t.vmas) {
-    Json e = {{"start", v.start}, {"end", v.end},       {"perms", v.perms},
-              {"path", v.path},   {"offset", v.offset}, {"name", v.name}};
-    if (v.shmid >= 0) e["shmid"] = v.shmid;
-    if (v.pages)
-      e["pages"] = {{"file", "self"}, {"offset", v.page_offset}, {"hash", hex64(v.hash)}};
-    if (!v.object.empty()) e["object"] = v.object;
-    if (!v.pages && !v.runs.empty()) {
-      // "runs" for readers that know it; an older reader stops at this "file" with an error
-      // instead of restoring zeros.
-      e["pages"] = {{"file", "runs"}};
-      Json runs = Json::array();
-      for (auto& r : v.runs) runs.push_back(run_json(r));
-      e["runs"] = runs;
-    }
-    vm.push_back(e);
-  }
-  j["vmas"] = vm;
-  Json fds = Json::array();
-  for (auto& f : t.fds)
-    fds.push_back({{"fd", f.fd},
-                   {"kind", f.kind},
-                   {"path", f.path},
-                   {"flags", f.flags},
-                   {"pos", f.pos},
-                   {"cloexec", f.cloexec}});
-  for (size_t i = 0; i < t.fds.size(); i++)
-    if (t.fds[i].pipe_size) {
-      fds[i]["pipe_size"] = t.fds[i].pipe_size;
-      fds[i]["data"] = to_hex(t.fds[i].data);
-    }
-  j["fds"] = fds;
-  Json th = Json::array();
-  for (auto& x : t.threads)
-    th.push_back({{"vtid", x.vtid},
-                  {"comm", x.comm},
-                  {"regs", regs_json(x.regs)},
-                  {"fpu", to_hex(x.fpu)},
-                  {"sigmask", x.sigmask},
-                  {"pending", pending_json(x.pending)},
-                  {"rseq", {{"ptr", x.rseq_ptr}, {"len", x.rseq_len}, {"sig", x.rseq_sig}}},
-                  {"robust_list", {x.robust_list, x.robust_len}},
-                  {"clear_tid", x.clear_tid}});
-  j["threads"] = th;
-  if (!t.objects.empty()) j["objects"] = t.objects;
-  if (!t.exe_object.empty()) j["exe_object"] = t.exe_object;
-  if (t.track_fd >= 0) j["track"] = {{"fd", t.track_fd}, {"start_time", t.track_start}};
+  store(j, t);
   return j.dump(1);
 }
 
 Result<TaskImage> task_from_json(const std::string& text) {
   try {
-    auto j = Json::parse(text);
     TaskImage t;
-    t.vpid = j.at("vpid");
-    t.ppid = j.at("ppid");
-    t.pgid = j.at("pgid");
-    t.sid = j.at("sid");
-    t.comm = j.at("comm");
-    auto regs = ZRUN_TRY(from_hex(j.at("regs").get<std::string>()));
-    if (regs.size() != sizeof(t.regs)) return base::make_error("bad register set size");
-    std::memcpy(&t.regs, regs.data(), sizeof(t.regs));
-    t.fpu = ZRUN_TRY(from_hex(j.at("fpu").get<std::string>()));
-    t.sigmask = j.at("sigmask");
-    t.pending = ZRUN_TRY(pending_from(j.at("pending")));
-    for (auto& a : j.at("sigactions")) t.sigactions.push_back({a.at(0), a.at(1), a.at(2), a.at(3)});
-    auto& mm = j.at("mm");
-    t.start_code = mm.at("start_code");
-    t.end_code = mm.at("end_code");
-    t.start_data = mm.at("start_data");
-    t.end_data = mm.at("end_data");
-    t.start_brk = mm.at("start_brk");
-    t.brk = mm.at("brk");
-    t.start_stack = mm.at("start_stack");
-    t.arg_start = mm.at("arg_start");
-    t.arg_end = mm.at("arg_end");
-    t.env_start = mm.at("env_start");
-    t.env_end = mm.at("env_end");
-    t.auxv = ZRUN_TRY(from_hex(mm.at("auxv").get<std::string>()));
-    t.rseq_ptr = j.at("rseq").at("ptr");
-    t.rseq_len = j.at("rseq").at("len");
-    t.rseq_sig = j.at("rseq").at("sig");
-    t.robust_list = j.at("robust_list").at(0);
-    t.robust_len = j.at("robust_list").at(1);
-    t.clear_tid = j.at("clear_tid");
-    t.umask = j.at("umask");
-    t.cwd = j.at("cwd");
-    t.exe = j.at("exe");
-    auto& c = j.at("creds");
-    t.uids = c.at("uids").get<std::vector<uint32_t>>();
-    t.gids = c.at("gids").get<std::vector<uint32_t>>();
-    t.groups = c.at("groups").get<std::vector<uint32_t>>();
-    if (t.uids.size() != 4 || t.gids.size() != 4) return base::make_error("bad credentials");
-    t.cap_inh = c.at("cap_inh");
-    t.cap_prm = c.at("cap_prm");
-    t.cap_eff = c.at("cap_eff");
-    t.cap_bnd = c.at("cap_bnd");
-    t.cap_amb = c.at("cap_amb");
-    t.no_new_privs = c.at("no_new_privs");
-    t.seccomp = c.at("seccomp");
-    for (auto& r : j.at("rlimits")) t.rlimits.emplace_back(r.at(0), r.at(1));
-    for (auto& e : j.at("vmas")) {
-      VmaImage v;
-      v.start = e.at("start");
-      v.end = e.at("end");
-      v.perms = e.at("perms");
-      v.path = e.at("path");
-      v.offset = e.at("offset");
-      v.name = e.at("name");
-      v.object = e.value("object", "");
-      v.shmid = e.value("shmid", int64_t{-1});
-      if (e.contains("pages") && e.at("pages").at("file") == "runs") {
-        for (auto& r : e.at("runs")) {
-          auto run = ZRUN_TRY(run_from(r));
-          if (run.start < v.start || run.start + run.len > v.end ||
-              (!v.runs.empty() && run.start < v.runs.back().start + v.runs.back().len))
-            return base::make_error("bad page run");
-          v.runs.push_back(run);
-        }
-      } else if (e.contains("pages")) {
-        auto& p = e.at("pages");
-        if (p.at("file") != "self") return base::make_error("bad pages entry");
-        v.pages = true;
-        v.page_offset = p.at("offset");
-        v.hash = ZRUN_TRY(parse_hex64(p.at("hash").get<std::string>()));
-      }
-      if (v.perms.size() != 4 || v.end <= v.start) return base::make_error("bad mapping entry");
-      t.vmas.push_back(std::move(v));
-    }
-    for (auto& e : j.at("fds")) {
-      FdImage f{e.at("fd"),    e.at("kind"), e.at("path"),
-                e.at("flags"), e.at("pos"),  e.at("cloexec")};
-      if (e.contains("pipe_size")) {
-        f.pipe_size = e.at("pipe_size");
-        f.data = ZRUN_TRY(from_hex(e.at("data").get<std::string>()));
-      }
-      t.fds.push_back(std::move(f));
-    }
-    for (auto& e : j.at("threads")) {
-      ThreadImage x;
-      x.vtid = e.at("vtid");
-      x.comm = e.at("comm");
-      auto r = ZRUN_TRY(from_hex(e.at("regs").get<std::string>()));
-      if (r.size() != sizeof(x.regs)) return base::make_error("bad register set size");
-      std::memcpy(&x.regs, r.data(), sizeof(x.regs));
-      x.fpu = ZRUN_TRY(from_hex(e.at("fpu").get<std::string>()));
-      x.sigmask = e.at("sigmask");
-      x.pending = ZRUN_TRY(pending_from(e.at("pending")));
-      x.rseq_ptr = e.at("rseq").at("ptr");
-      x.rseq_len = e.at("rseq").at("len");
-      x.rseq_sig = e.at("rseq").at("sig");
-      x.robust_list = e.at("robust_list").at(0);
-      x.robust_len = e.at("robust_list").at(1);
-      x.clear_tid = e.at("clear_tid");
-      t.threads.push_back(std::move(x));
-    }
-    t.objects = j.value("objects", std::vector<ObjectImage>{});
-    t.exe_object = j.value("exe_object", "");
-    if (j.contains("track")) {
-      t.track_fd = j.at("track").at("fd");
-      t.track_start = j.at("track").at("start_time");
-    }
+    load(Json::parse(text), t);
     return t;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse task image: ") + e.what());
@@ -381,76 +514,23 @@ Result<TaskImage> task_from_json(const std::string& text) {
 
 std::string manifest_to_json(const Manifest& m) {
   Json j;
-  j["format"] = m.format;
-  j["kernel"] = m.kernel;
-  j["arch"] = "x86_64";
-  j["xcr0"] = hex64(m.xcr0);
-  Json vd = Json::array();
-  for (auto& [name, size] : m.vdso) vd.push_back({{"name", name}, {"size", size}});
-  j["vdso"] = vd;
-  j["id"] = m.id;
-  j["config"] = Json::parse(m.config);
-  j["cgroup"] = m.cgroup.empty() ? Json() : Json::parse(m.cgroup);
-  j["uts"] = {{"hostname", m.hostname}, {"domainname", m.domainname}};
-  Json tasks = Json::array();
-  for (auto& t : m.tasks)
-    tasks.push_back({{"vpid", t.vpid},
-                     {"ppid", t.ppid},
-                     {"pgid", t.pgid},
-                     {"sid", t.sid},
-                     {"file", t.file},
-                     {"hash", hex64(t.hash)}});
-  j["tasks"] = tasks;
-  if (!m.ipc.empty()) j["ipc"] = Json::parse(m.ipc);
-  if (!m.cgroup_mode.empty()) j["cgroup_mode"] = m.cgroup_mode;
-  if (!m.tty.slave.empty()) j["tty"] = Json(nlohmann::json(m.tty));
-  if (m.pre_dump) j["pre_dump"] = true;
-  if (m.init_start) j["init_start_time"] = m.init_start;
-  if (!m.parent.empty()) j["parent"] = {{"path", m.parent}, {"hash", hex64(m.parent_hash)}};
+  store(j, m);
   return j.dump(1);
 }
 
 Result<Manifest> manifest_from_json(const std::string& text) {
   try {
     auto j = Json::parse(text);
-    Manifest m;
-    m.format = j.at("format");
-    if (m.format != kFormatVersion)
-      return base::make_error("image format " + std::to_string(m.format) +
+    int format = j.at("format");
+    if (format != kFormatVersion)
+      return base::make_error("image format " + std::to_string(format) +
                               " is not supported (this zrun reads format " +
                               std::to_string(kFormatVersion) + ")");
-    if (j.at("arch") != "x86_64") return base::make_error("image is not for x86_64");
-    m.kernel = j.at("kernel");
-    m.xcr0 = ZRUN_TRY(parse_hex64(j.at("xcr0").get<std::string>()));
-    for (auto& v : j.at("vdso")) m.vdso.emplace_back(v.at("name"), v.at("size"));
-    m.id = j.at("id");
-    m.config = j.at("config").dump();
-    if (!j.at("cgroup").is_null()) m.cgroup = j.at("cgroup").dump();
-    m.hostname = j.at("uts").at("hostname");
-    m.domainname = j.at("uts").at("domainname");
-    for (auto& t : j.at("tasks")) {
-      TaskRef r;
-      r.vpid = t.at("vpid");
-      r.ppid = t.at("ppid");
-      r.pgid = t.at("pgid");
-      r.sid = t.at("sid");
-      r.file = t.at("file");
-      if (r.file.find('/') != std::string::npos) return base::make_error("bad task file name");
-      r.hash = ZRUN_TRY(parse_hex64(t.at("hash").get<std::string>()));
-      m.tasks.push_back(std::move(r));
-    }
-    if (j.contains("ipc")) m.ipc = j.at("ipc").dump();
-    m.cgroup_mode = j.value("cgroup_mode", "");
-    if (j.contains("tty")) m.tty = nlohmann::json(j.at("tty")).get<TtyImage>();
+    Manifest m;
+    load(j, m);
     if (m.tasks.empty() || m.tasks[0].vpid != 1)
       return base::make_error("image has no init process (pid 1)");
-    m.pre_dump = j.value("pre_dump", false);
-    m.init_start = j.value("init_start_time", uint64_t{0});
-    if (j.contains("parent")) {
-      m.parent = j.at("parent").at("path");
-      m.parent_hash = ZRUN_TRY(parse_hex64(j.at("parent").at("hash").get<std::string>()));
-      if (m.parent.empty()) return base::make_error("bad parent path");
-    }
+    if (j.contains("parent") && m.parent.empty()) return base::make_error("bad parent path");
     return m;
   } catch (const std::exception& e) {
     return base::make_error(std::string("parse manifest: ") + e.what());

@@ -25,6 +25,7 @@
 #include <set>
 
 #include "base/sys.h"
+#include "checkpoint/proc.h"
 
 namespace zrun::ckpt {
 
@@ -146,33 +147,9 @@ std::string ns_link(pid_t pid) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
-// Run `fn` in a child of zrun that joined the IPC namespace of `pid`; its text or its
-// error comes back.
+// Run `fn` in a child of zrun that joined the IPC namespace of `pid`.
 Result<std::string> in_ipc_ns(pid_t pid, const std::function<Result<std::string>()>& fn) {
-  auto ns = ZRUN_TRY(base::open_file("/proc/" + std::to_string(pid) + "/ns/ipc", O_RDONLY));
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) return base::sys_error("pipe");
-  base::UniqueFd rd(p[0]), wr(p[1]);
-  pid_t child = ::fork();
-  if (child < 0) return base::sys_error("fork");
-  if (child == 0) {
-    rd.reset();
-    Result<std::string> r = std::string();
-    if (::setns(ns.get(), CLONE_NEWIPC) < 0)
-      r = base::sys_error("join the container's IPC namespace");
-    else
-      r = fn();
-    std::string out = r ? "O" + *r : "E" + r.error().text();
-    bool ok = static_cast<bool>(base::write_all(wr.get(), out));
-    ::_exit(ok ? 0 : 1);
-  }
-  wr.reset();
-  auto text = base::read_fd(rd.get());
-  int st = ZRUN_TRY(base::wait_pid(child));
-  if (!text || text->empty() || !WIFEXITED(st))
-    return base::make_error("the IPC namespace helper failed");
-  if ((*text)[0] == 'E') return base::make_error(text->substr(1));
-  return text->substr(1);
+  return in_namespace_of(pid, "ipc", CLONE_NEWIPC, fn);
 }
 
 // ---- dump (in the child) ----

@@ -1,5 +1,10 @@
 #include "checkpoint/proc.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -102,6 +107,34 @@ Result<std::vector<std::string>> stat_fields(pid_t pid) {
   std::vector<std::string> f = {"", "", ""};  // 1 pid, 2 comm unused
   for (auto& x : base::split(base::trim(text.substr(rp + 1)), ' ')) f.push_back(x);
   return f;
+}
+
+Result<std::string> in_namespace_of(pid_t pid, const std::string& ns, int nstype,
+                                    const std::function<Result<std::string>()>& fn) {
+  auto fd = ZRUN_TRY(base::open_file("/proc/" + std::to_string(pid) + "/ns/" + ns, O_RDONLY));
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0) return base::sys_error("pipe");
+  base::UniqueFd rd(p[0]), wr(p[1]);
+  pid_t child = ::fork();
+  if (child < 0) return base::sys_error("fork");
+  if (child == 0) {
+    rd.reset();
+    Result<std::string> r = std::string();
+    if (::setns(fd.get(), nstype) < 0)
+      r = base::sys_error("join the container's " + ns + " namespace");
+    else
+      r = fn();
+    std::string out = r ? "O" + *r : "E" + r.error().text();
+    bool ok = static_cast<bool>(base::write_all(wr.get(), out));
+    ::_exit(ok ? 0 : 1);
+  }
+  wr.reset();
+  auto text = base::read_fd(rd.get());
+  int st = ZRUN_TRY(base::wait_pid(child));
+  if (!text || text->empty() || !WIFEXITED(st))
+    return base::make_error("the " + ns + " namespace helper failed");
+  if ((*text)[0] == 'E') return base::make_error(text->substr(1));
+  return text->substr(1);
 }
 
 }  // namespace zrun::ckpt

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,5 +44,11 @@ base::Result<int64_t> status_last_int(const std::string& status, const std::stri
 
 // Fields of /proc/PID/stat after "(comm)", 1-based as in proc(5) (3 = state).
 base::Result<std::vector<std::string>> stat_fields(pid_t pid);
+
+// Run `fn` in a forked child of zrun that joined `pid`'s namespace `ns` ("ipc", "uts"; of
+// type `nstype`, CLONE_NEW*) — never zrun itself; the text it returns, or its error, comes
+// back.
+base::Result<std::string> in_namespace_of(pid_t pid, const std::string& ns, int nstype,
+                                          const std::function<base::Result<std::string>()>& fn);
 
 }  // namespace zrun::ckpt

@@ -55,6 +55,16 @@ TEST(CheckpointImage, TaskRoundTrip) {
   v.hash = 0xfedcba9876543210ULL;
   t.vmas.push_back(v);
   t.fds.push_back({3, "file", "/tmp/log", 02101, 42, true});
+  t.fds.push_back({4, "pipe", "pipe:[9]", 0, 0, false, 65536, std::string("ab\0c", 4)});
+  t.pending.push_back({true, std::string(128, '\x05')});
+  ThreadImage th;
+  th.vtid = 8;
+  th.regs.rax = 60;
+  th.fpu = "xs";
+  th.robust_list = 0x7000;
+  th.robust_len = 24;
+  th.pending.push_back({false, std::string(128, '\x06')});
+  t.threads.push_back(th);
   auto back = task_from_json(task_to_json(t));
   ASSERT_TRUE(back.ok()) << back.error().text();
   EXPECT_EQ(back->vpid, 7);
@@ -68,9 +78,47 @@ TEST(CheckpointImage, TaskRoundTrip) {
   ASSERT_EQ(back->vmas.size(), 1u);
   EXPECT_TRUE(back->vmas[0].pages);
   EXPECT_EQ(back->vmas[0].hash, v.hash);
-  ASSERT_EQ(back->fds.size(), 1u);
+  ASSERT_EQ(back->fds.size(), 2u);
   EXPECT_EQ(back->fds[0].pos, 42);
   EXPECT_TRUE(back->fds[0].cloexec);
+  EXPECT_EQ(back->fds[0].pipe_size, 0);
+  EXPECT_EQ(back->fds[1].pipe_size, 65536);
+  EXPECT_EQ(back->fds[1].data, std::string("ab\0c", 4));
+  ASSERT_EQ(back->pending.size(), 1u);
+  EXPECT_TRUE(back->pending[0].shared);
+  ASSERT_EQ(back->threads.size(), 1u);
+  EXPECT_EQ(back->threads[0].vtid, 8);
+  EXPECT_EQ(back->threads[0].regs.rax, 60u);
+  EXPECT_EQ(back->threads[0].robust_len, 24u);
+  EXPECT_EQ(back->threads[0].pending[0].info, std::string(128, '\x06'));
+  // The text is stable: writing what was read gives the same document.
+  EXPECT_EQ(task_to_json(*back), task_to_json(t));
+}
+
+TEST(CheckpointImage, TaskRefusesDamagedFields) {
+  TaskImage t;
+  t.uids = {0, 0, 0, 0};
+  t.gids = {0, 0, 0, 0};
+  t.pending.push_back({false, std::string(128, '\x01')});
+  std::string good = task_to_json(t);
+  ASSERT_TRUE(task_from_json(good).ok());
+  auto damaged = [&](const std::string& from, const std::string& to) {
+    std::string text = good;
+    auto pos = text.find(from);
+    EXPECT_NE(pos, std::string::npos) << from;
+    return task_from_json(text.replace(pos, from.size(), to));
+  };
+  std::string siginfo;
+  for (int i = 0; i < 128; i++) siginfo += "01";
+  auto r = damaged(siginfo, "0101");  // siginfo cut short
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().text().find("siginfo"), std::string::npos) << r.error().text();
+  r = damaged("\"regs\": \"", "\"regs\": \"zz");  // not hex
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().text().find("hex"), std::string::npos) << r.error().text();
+  r = damaged("\"uids\"", "\"uids_gone\"");  // a field missing
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().text().find("uids"), std::string::npos) << r.error().text();
 }
 
 TEST(CheckpointImage, ObjectsRoundTripAndAreOptional) {
