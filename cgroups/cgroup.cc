@@ -140,20 +140,37 @@ Result<void> CgroupImpl::mkdir_in(const std::string& mount, bool cpuset, bool en
                                   const CgroupConfig& cfg) {
   std::string leaf = base::join_path(mount, path_);
   if (base::path_exists(leaf)) return base::sys_error("create cgroup `" + leaf + "`", EEXIST);
-  std::string cur = mount;
-  for (auto& part : base::split(path_, '/')) {
-    if (part.empty()) continue;
-    if (enable_ctrls) enable_v2_controllers(cur);
-    cur = base::join_path(cur, part);
-    if (::mkdir(cur.c_str(), 0755) < 0) {
-      if (errno == EEXIST && cur != leaf) continue;  // a parent someone else made
-      return base::sys_error("mkdir `" + cur + "`");
+  // A shared parent (zrun's default /zrun) can vanish under us: the last container of
+  // another zrun removes it when empty, maybe right after we found or made it. Then the
+  // walk starts again (a few times) instead of failing the create.
+  bool raced = false;
+  auto walk = [&]() -> Result<void> {
+    std::string cur = mount;
+    for (auto& part : base::split(path_, '/')) {
+      if (part.empty()) continue;
+      if (enable_ctrls) enable_v2_controllers(cur);
+      cur = base::join_path(cur, part);
+      if (::mkdir(cur.c_str(), 0755) < 0) {
+        if (errno == EEXIST && cur != leaf) continue;  // a parent someone else made
+        raced = errno == ENOENT;
+        return base::sys_error("mkdir `" + cur + "`");
+      }
+      if (std::find(created_.begin(), created_.end(), cur) == created_.end())
+        created_.push_back(cur);
+      if (cfg.on_mkdir) cfg.on_mkdir(cur);
+      if (!cpuset) continue;
+      if (auto r = init_v1_cpuset(cur); !r) {
+        raced = !base::path_exists(cur);
+        return base::context(std::move(r).error(), "init cpuset `" + cur + "`");
+      }
     }
-    created_.push_back(cur);
-    if (cfg.on_mkdir) cfg.on_mkdir(cur);
-    if (cpuset) ZRUN_TRY_CTX(init_v1_cpuset(cur), "init cpuset `" + cur + "`");
+    return base::ok();
+  };
+  for (int attempt = 0;; attempt++) {
+    raced = false;
+    auto r = walk();
+    if (r || !raced || attempt == 4) return r;
   }
-  return base::ok();
 }
 
 Result<void> CgroupImpl::make_dirs(const Layout& l, const CgroupConfig& cfg) {

@@ -464,6 +464,29 @@ TEST_F(FakeCgroupfs, LastContainerOutRemovesTheDefaultParent) {
     EXPECT_FALSE(base::path_exists(root_ + "/" + h + "/zrun")) << h;
 }
 
+// Another zrun's last container removes the empty default parent right after we made it
+// (before its cpuset was initialised): the create walks again instead of failing, and the
+// destroy still removes all it made.
+TEST_F(FakeCgroupfs, DefaultParentRemovedByAnotherZrunMidCreate) {
+  make_tree(Mode::kHybrid);
+  auto cfg = config("/zrun/c1");
+  int removed = 0;
+  cfg.on_mkdir = [&](const std::string& dir) {
+    if (dir == root_ + "/cpuset/zrun" && removed++ == 0) {
+      ASSERT_TRUE(base::remove_tree(dir).ok());
+      return;
+    }
+    populate(dir);
+  };
+  auto cg = Cgroup::create(cfg);
+  ASSERT_TRUE(cg.ok()) << cg.error().text();
+  EXPECT_EQ(removed, 2);
+  EXPECT_EQ(get(root_ + "/cpuset/zrun/c1/cpuset.cpus"), "0-1");
+  ASSERT_TRUE((*cg)->destroy().ok());
+  for (const char* h : {"cpuset", "memory", "pids", "unified"})
+    EXPECT_FALSE(base::path_exists(root_ + "/" + h + "/zrun")) << h;
+}
+
 TEST_F(FakeCgroupfs, ExistingLeafIsRefusedAndNothingIsLeft) {
   make_tree(Mode::kHybrid);
   ASSERT_TRUE(base::mkdir_p(root_ + "/pids/zrun/c1").ok());
