@@ -187,7 +187,10 @@ Result<void> collect_fds(TaskInfo& t, std::map<std::pair<dev_t, ino_t>, int>& st
         std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
         auto e = base::make_error(who(t) + " fd " + std::to_string(fd) + ": " + fd_kind(link) +
                                   " is not supported yet");
-        if (redirected) e.err = kTransient;
+        // The init between `start` and its exec still holds the state directory's
+        // exec.fifo (close-on-exec, unlinked by start): a moment later it is gone.
+        bool starting = t.img.vpid == 1 && std::string_view(link).ends_with("/exec.fifo (deleted)");
+        if (redirected || starting) e.err = kTransient;
         return e;
       }
       f.kind = "inherit";
