@@ -548,17 +548,6 @@ TEST_F(AccountingCacheTest, CountsStayExactAcrossContextSwitches) {
   EXPECT_GE(num(e, {"cpu", "voluntary_switches"}), kRounds) << e.dump(2);
 }
 
-// The container's cgroup2 directory, from the "0::" line of /proc/PID/cgroup ("" if none).
-std::string unified_dir(int pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
-  std::string line;
-  std::string base =
-      path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
-  while (std::getline(in, line))
-    if (line.rfind("0::", 0) == 0) return base + line.substr(3);
-  return "";
-}
-
 // A running task moved between cgroups (a cgroup.procs write, not a fork) while it spins
 // on the CPU without a syscall, so it may not switch out before its next counted call:
 // the migration's generation bump must invalidate the cached status. A host process is

@@ -94,17 +94,6 @@ class CgroupsTest : public ContainerTest {
                                                                         : def;
   }
 
-  // The container's cgroup2 directory, from the "0::" line of /proc/PID/cgroup ("" if none).
-  static std::string unified_dir(int pid) {
-    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
-    std::string line;
-    std::string base =
-        path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
-    while (std::getline(in, line))
-      if (line.rfind("0::", 0) == 0) return base + line.substr(3);
-    return "";
-  }
-
   bool zrun_only() {
     if (!runtime_is_zrun()) {
       GTEST_LOG_(INFO) << "zrun-specific command; skipped for " << rt.path();

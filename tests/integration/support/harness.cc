@@ -200,6 +200,16 @@ bool path_exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+std::string unified_dir(pid_t pid) {
+  std::string base =
+      path_exists("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("0::", 0) == 0) return base + line.substr(3);
+  return "";
+}
+
 bool wait_for_file(const std::string& path, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {

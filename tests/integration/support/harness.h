@@ -195,6 +195,10 @@ bool path_exists(const std::string& path);
 // Wait until `path` exists and is non-empty (hook logs, pid files); false on timeout.
 bool wait_for_file(const std::string& path, std::chrono::milliseconds timeout = 5s);
 
+// The cgroup2 directory of `pid`, from the "0::" line of /proc/PID/cgroup (under
+// /sys/fs/cgroup/unified on hybrid hosts); "" if none.
+std::string unified_dir(pid_t pid);
+
 // Cgroup directories named `id` at depth <= 3 under /sys/fs/cgroup/*/ (real cgroupfs only).
 std::vector<std::string> cgroup_dirs_named(const std::string& id);
 
