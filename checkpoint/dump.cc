@@ -439,13 +439,21 @@ void collect_rseq_and_robust_list(pid_t tid, Image& img) {
   }
 }
 
-Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
-  th.img.pending = ZRUN_TRY(collect_pending(th.tid, false));
-  th.img.regs = th.tracee.saved_regs();
-  th.img.sigmask = th.tracee.saved_sigmask();
+// The per-thread state a leader (TaskImage) and its other threads (ThreadImage) share:
+// pending signals (the process-wide queue with the leader), registers, mask, FPU, rseq.
+template <class Image>
+Result<void> collect_thread_state(pid_t tid, Tracee& tr, bool with_shared, Image& img) {
+  img.pending = ZRUN_TRY(collect_pending(tid, with_shared));
+  img.regs = tr.saved_regs();
+  img.sigmask = tr.saved_sigmask();
   bool xstate = false;
-  th.img.fpu = ZRUN_TRY(get_fpu(th.tid, &xstate));
-  collect_rseq_and_robust_list(th.tid, th.img);
+  img.fpu = ZRUN_TRY(get_fpu(tid, &xstate));
+  collect_rseq_and_robust_list(tid, img);
+  return base::ok();
+}
+
+Result<void> collect_thread(TaskInfo& t, ThreadInfo& th, uint64_t exec) {
+  ZRUN_TRY(collect_thread_state(th.tid, th.tracee, false, th.img));
   auto& tr = th.tracee;
   ZRUN_TRY_CTX(tr.start_injection(exec, 0), who(t) + " thread " + std::to_string(th.img.vtid));
   ZRUN_TRY(tr.syscall_ok("prctl PR_GET_TID_ADDRESS", SYS_prctl, kPrGetTidAddress, tr.scratch()));
@@ -463,13 +471,7 @@ Result<std::vector<PendingSignal>> collect_pending(pid_t tid, bool with_shared) 
 }
 
 Result<void> collect_regs(TaskInfo& t) {
-  t.img.pending = ZRUN_TRY(collect_pending(t.pid, true));
-  t.img.regs = t.tracee.saved_regs();
-  t.img.sigmask = t.tracee.saved_sigmask();
-  bool xstate = false;
-  t.img.fpu = ZRUN_TRY(get_fpu(t.pid, &xstate));
-  collect_rseq_and_robust_list(t.pid, t.img);
-  return base::ok();
+  return collect_thread_state(t.pid, t.tracee, true, t.img);
 }
 
 // Mappings and which need their bytes saved: anonymous ones and private file ones that
